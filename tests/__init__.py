@@ -1,0 +1,1 @@
+"""Test suite for tornado_spdy (a package so helpers import as ``tests.*``)."""
