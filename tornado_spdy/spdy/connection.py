@@ -8,7 +8,8 @@ Header lists use h2's pseudo-header names whatever the version on the wire.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from . import events as ev
 from .compression import HeaderCodec
@@ -204,7 +205,7 @@ class SPDYConnection:
 
     def initiate_connection(self) -> None:
         """Queue our SETTINGS (and, in SPDY/3.1, the session window)."""
-        settings = [
+        settings: list[tuple[int, int, int]] = [
             (SettingId.MAX_CONCURRENT_STREAMS, self.config.max_concurrent_streams, 0)
         ]
         if self.config.initial_window_size != DEFAULT_WINDOW:
@@ -244,25 +245,25 @@ class SPDYConnection:
 
         :arg priority: of a new stream: 0 (highest) to 3 (SPDY/2) or 7.
         """
-        block = _as_bytes(headers)
+        header_list = _as_bytes(headers)
         flags = FLAG_FIN if end_stream else 0
         stream = self.streams.get(stream_id)
         if stream is None:
-            self._open_stream(stream_id, block, flags, priority or 0)
+            self._open_stream(stream_id, header_list, flags, priority or 0)
             return
         if stream.state is StreamState.RESERVED_LOCAL:
-            self._send_push(stream, block, flags)
+            self._send_push(stream, header_list, flags)
             return
         if not stream.advance(StreamInput.SEND_HEADERS):
             raise StreamClosedError(stream_id)
         if end_stream:
             self._flush_pushes(stream_id)
         if stream.local_headers_sent:
-            block = self.codec.encode(self.profile.trailers_to_wire(block))
+            block = self.codec.encode(self.profile.trailers_to_wire(header_list))
             self._send(HeadersFrame(stream_id, block, flags))
         else:
             stream.local_headers_sent = True
-            block = self.codec.encode(self.profile.response_to_wire(block))
+            block = self.codec.encode(self.profile.response_to_wire(header_list))
             self._send(SynReplyFrame(stream_id, block, flags))
         if end_stream:
             self._end_local(stream)
@@ -285,7 +286,10 @@ class SPDYConnection:
     def _check_new_outbound(self, stream_id: int) -> None:
         if self._terminated or self._goaway_received:
             raise ConnectionClosedError("the session is closing")
-        if stream_id & 1 != self._local_parity or stream_id <= self._highest_outbound_id:
+        if (
+            stream_id & 1 != self._local_parity
+            or stream_id <= self._highest_outbound_id
+        ):
             raise SPDYError(
                 f"stream {stream_id} is not the next stream id of this side "
                 f"(expected {self.get_next_available_stream_id()} or above)"
@@ -361,7 +365,8 @@ class SPDYConnection:
         (before its DATA or FIN: a client must learn of a push before it could
         ask for the resource itself)."""
         owed = [
-            p for p in self._pending_pushes
+            p
+            for p in self._pending_pushes
             if self.streams[p].associated_stream_id == parent_id
         ]
         if owed:
@@ -401,7 +406,9 @@ class SPDYConnection:
         stream.send_window -= length
         if self._session_flow:
             self._session_send_window -= length
-        self._out.append(data_frame_header(stream_id, FLAG_FIN if end_stream else 0, length))
+        self._out.append(
+            data_frame_header(stream_id, FLAG_FIN if end_stream else 0, length)
+        )
         if length:
             self._out.append(data)
         if end_stream:
@@ -436,7 +443,8 @@ class SPDYConnection:
 
     def _drop_pending_pushes_of(self, parent_id: int) -> None:
         for push_id in [
-            p for p in self._pending_pushes
+            p
+            for p in self._pending_pushes
             if self.streams[p].associated_stream_id == parent_id
         ]:
             self._pending_pushes.remove(push_id)
@@ -556,7 +564,7 @@ class SPDYConnection:
             events.append(ev.StreamReset(exc.stream_id, exc.error_code, False))
         self._send_rst(exc.stream_id, exc.error_code)
 
-    def _decode(self, block: memoryview, stream_id: int) -> Headers:
+    def _decode(self, block: bytes | memoryview, stream_id: int) -> Headers:
         """Inflate a block (always, to keep zlib in step) into h2-named headers."""
         return self.profile.headers_from_wire(self.codec.decode(block, stream_id))
 
@@ -570,9 +578,14 @@ class SPDYConnection:
             return
         if stream_id <= self._highest_inbound_id:
             if stream_id in self.streams:
-                raise StreamError("stream id in use", stream_id, StatusCode.STREAM_IN_USE)
+                raise StreamError(
+                    "stream id in use", stream_id, StatusCode.STREAM_IN_USE
+                )
             raise ProtocolError(f"SYN_STREAM {stream_id} reuses or goes back")
-        if self._goaway_sent_last_id is not None and stream_id > self._goaway_sent_last_id:
+        if (
+            self._goaway_sent_last_id is not None
+            and stream_id > self._goaway_sent_last_id
+        ):
             return  # after GOAWAY new streams are ignored, as the spec allows
         self._highest_inbound_id = stream_id
         if self.open_inbound_streams >= self.config.max_concurrent_streams:
@@ -580,7 +593,8 @@ class SPDYConnection:
         for name in _REQUIRED_REQUEST:
             if not any(n == name for n, _ in headers):
                 raise StreamError(
-                    f"request without {name.decode()}", stream_id,
+                    f"request without {name.decode()}",
+                    stream_id,
                     StatusCode.PROTOCOL_ERROR,
                 )
         stream = self._new_stream(stream_id)
@@ -604,13 +618,17 @@ class SPDYConnection:
             raise StreamError("push disabled", stream_id, StatusCode.REFUSED_STREAM)
         if parent is None or frame.associated_stream_id & 1 != self._local_parity:
             raise StreamError(
-                "push for a stream that is not open", stream_id, StatusCode.INVALID_STREAM
+                "push for a stream that is not open",
+                stream_id,
+                StatusCode.INVALID_STREAM,
             )
         if self.open_inbound_streams >= self.config.max_concurrent_streams:
             raise StreamError("too many pushes", stream_id, StatusCode.REFUSED_STREAM)
         request = [(n, v) for n, v in headers if n in _PUSH_REQUEST_NAMES]
         if not any(n == b":path" for n, _ in request):
-            raise StreamError("push without a path", stream_id, StatusCode.PROTOCOL_ERROR)
+            raise StreamError(
+                "push without a path", stream_id, StatusCode.PROTOCOL_ERROR
+            )
         if not any(n == b":method" for n, _ in request):
             request.insert(0, (b":method", b"GET"))
         # Tolerated: pushes without FLAG_UNIDIRECTIONAL (spdy-transport's).
@@ -618,17 +636,29 @@ class SPDYConnection:
         stream.advance(StreamInput.RECV_PUSH)
         stream.associated_stream_id = frame.associated_stream_id
         stream.priority = frame.priority
-        stream.push_response = [(n, v) for n, v in headers if n not in _PUSH_REQUEST_NAMES]
-        events.append(ev.PushedStreamReceived(stream_id, parent.stream_id, request, frame.priority))
+        stream.push_response = [
+            (n, v) for n, v in headers if n not in _PUSH_REQUEST_NAMES
+        ]
+        events.append(
+            ev.PushedStreamReceived(
+                stream_id, parent.stream_id, request, frame.priority
+            )
+        )
         self._push_response_ready(stream, events)
         if frame.flags & FLAG_FIN:
             self._end_remote(stream, events)
 
-    def _push_response_ready(self, stream: SPDYStream, events: list[ev.Event]) -> None:
-        if any(n == b":status" for n, _ in stream.push_response):
-            stream.remote_headers_received = True
-            events.append(ev.ResponseReceived(stream.stream_id, stream.push_response))
-            stream.push_response = []
+    def _push_response_ready(
+        self, stream: SPDYStream, events: list[ev.Event]
+    ) -> ev.ResponseReceived | None:
+        """Report a received push's response once its status is known."""
+        if not any(n == b":status" for n, _ in stream.push_response):
+            return None
+        stream.remote_headers_received = True
+        event = ev.ResponseReceived(stream.stream_id, stream.push_response)
+        events.append(event)
+        stream.push_response = []
+        return event
 
     def _on_syn_reply(self, frame: SynReplyFrame, events: list[ev.Event]) -> None:
         stream_id = frame.stream_id
@@ -637,11 +667,15 @@ class SPDYConnection:
         if stream is None:
             return
         if not self.client_side or stream_id & 1 != self._local_parity:
-            raise StreamError("SYN_REPLY to the peer's stream", stream_id, StatusCode.PROTOCOL_ERROR)
+            raise StreamError(
+                "SYN_REPLY to the peer's stream", stream_id, StatusCode.PROTOCOL_ERROR
+            )
         if stream.remote_headers_received:
             raise StreamError("second SYN_REPLY", stream_id, StatusCode.STREAM_IN_USE)
         if not any(n == b":status" for n, _ in headers):
-            raise StreamError("reply without status", stream_id, StatusCode.PROTOCOL_ERROR)
+            raise StreamError(
+                "reply without status", stream_id, StatusCode.PROTOCOL_ERROR
+            )
         stream.remote_headers_received = True
         event = ev.ResponseReceived(stream_id, headers)
         events.append(event)
@@ -654,24 +688,28 @@ class SPDYConnection:
         stream = self._receiving_stream(stream_id, StreamInput.RECV_HEADERS)
         if stream is None:
             return
-        event: ev.ResponseReceived | ev.TrailersReceived
+        event: ev.ResponseReceived | ev.TrailersReceived | None
         if stream.remote_headers_received:
             event = ev.TrailersReceived(stream_id, headers)
             events.append(event)
         elif stream.associated_stream_id and self.client_side:
+            # A push whose status comes after its SYN_STREAM, as SPDY/3 has it.
             stream.push_response.extend(headers)
-            self._push_response_ready(stream, events)
-            if not stream.remote_headers_received:
-                if frame.flags & FLAG_FIN:
-                    raise StreamError("push ended without a status", stream_id, StatusCode.PROTOCOL_ERROR)
-                return
-            event = events[-1]  # type: ignore[assignment]
+            event = self._push_response_ready(stream, events)
         else:
-            raise StreamError("HEADERS before SYN_REPLY", stream_id, StatusCode.PROTOCOL_ERROR)
+            raise StreamError(
+                "HEADERS before SYN_REPLY", stream_id, StatusCode.PROTOCOL_ERROR
+            )
         if frame.flags & FLAG_FIN:
+            if event is None:
+                raise StreamError(
+                    "push ended without a status", stream_id, StatusCode.PROTOCOL_ERROR
+                )
             event.stream_ended = self._end_remote(stream, events)
 
-    def _receiving_stream(self, stream_id: int, stream_input: StreamInput) -> SPDYStream | None:
+    def _receiving_stream(
+        self, stream_id: int, stream_input: StreamInput
+    ) -> SPDYStream | None:
         """The stream a received frame is for, or None to drop the frame;
         raises the stream error that an illegal frame calls for."""
         stream = self.streams.get(stream_id)
@@ -680,7 +718,9 @@ class SPDYConnection:
         if stream_id in self._recent_resets or self._goaway_sent_last_id is not None:
             return None
         if stream is None and stream_id > self._highest_id_of(stream_id):
-            raise StreamError("frame for an idle stream", stream_id, StatusCode.INVALID_STREAM)
+            raise StreamError(
+                "frame for an idle stream", stream_id, StatusCode.INVALID_STREAM
+            )
         raise StreamError(
             "frame after the stream closed", stream_id, StatusCode.STREAM_ALREADY_CLOSED
         )
@@ -696,11 +736,17 @@ class SPDYConnection:
                 self._acknowledge_session(length)
                 return
             if not stream.remote_headers_received:
-                raise StreamError("DATA before the reply", stream_id, StatusCode.PROTOCOL_ERROR)
+                raise StreamError(
+                    "DATA before the reply", stream_id, StatusCode.PROTOCOL_ERROR
+                )
             if frame.flags & FLAG_COMPRESS and self.profile.version == 2:
-                raise StreamError("compressed DATA", stream_id, StatusCode.PROTOCOL_ERROR)
+                raise StreamError(
+                    "compressed DATA", stream_id, StatusCode.PROTOCOL_ERROR
+                )
             if not stream.inbound.consume(length):
-                raise StreamError("DATA overran the window", stream_id, StatusCode.FLOW_CONTROL_ERROR)
+                raise StreamError(
+                    "DATA overran the window", stream_id, StatusCode.FLOW_CONTROL_ERROR
+                )
         except StreamError:
             self._acknowledge_session(length)
             raise
@@ -764,9 +810,13 @@ class SPDYConnection:
         for stream_id in sorted(self.streams):
             if stream_id & 1 == parity and stream_id > last:
                 self._forget(self.streams[stream_id])
-                events.append(ev.StreamReset(stream_id, StatusCode.REFUSED_STREAM, True))
+                events.append(
+                    ev.StreamReset(stream_id, StatusCode.REFUSED_STREAM, True)
+                )
 
-    def _on_window_update(self, frame: WindowUpdateFrame, events: list[ev.Event]) -> None:
+    def _on_window_update(
+        self, frame: WindowUpdateFrame, events: list[ev.Event]
+    ) -> None:
         stream_id, delta = frame.stream_id, frame.delta_window_size
         if stream_id == 0:
             if not self._session_flow:
@@ -780,7 +830,9 @@ class SPDYConnection:
                 return  # updates can cross our FIN or RST_STREAM on the wire
             stream.send_window += delta
             if stream.send_window > MAX_WINDOW:
-                raise StreamError("window over 2**31 - 1", stream_id, StatusCode.FLOW_CONTROL_ERROR)
+                raise StreamError(
+                    "window over 2**31 - 1", stream_id, StatusCode.FLOW_CONTROL_ERROR
+                )
         events.append(ev.WindowUpdated(stream_id, delta))
 
     def _on_ignored(self, frame: Frame, events: list[ev.Event]) -> None:
@@ -789,7 +841,9 @@ class SPDYConnection:
         elif isinstance(frame, CredentialFrame):
             events.append(ev.UnknownFrameReceived(frame.type))
 
-    _handlers = {
+    _handlers: dict[
+        type[Frame], Callable[[SPDYConnection, Any, list[ev.Event]], None]
+    ] = {
         SynStreamFrame: _on_syn_stream,
         SynReplyFrame: _on_syn_reply,
         HeadersFrame: _on_headers,

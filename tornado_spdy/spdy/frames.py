@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Callable
 from typing import ClassVar
 
 from .errors import FrameSizeError, ProtocolError
@@ -115,10 +116,15 @@ class _Simple(Frame):
         return tuple(_plain(getattr(self, name)) for name in self._fields)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+        return (
+            isinstance(other, _Simple)
+            and type(other) is type(self)
+            and (self._values() == other._values())
+        )
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{n}={v!r}" for n, v in zip(self._fields, self._values()))
+        values = zip(self._fields, self._values(), strict=True)
+        args = ", ".join(f"{n}={v!r}" for n, v in values)
         return f"{type(self).__name__}({args})"
 
 
@@ -210,7 +216,9 @@ class SettingsFrame(_Simple):
     __slots__ = _fields = ("settings", "flags")
     type = FrameType.SETTINGS
 
-    def __init__(self, settings: list[tuple[int, int, int]] | None = None, flags: int = 0):
+    def __init__(
+        self, settings: list[tuple[int, int, int]] | None = None, flags: int = 0
+    ):
         self.settings = settings if settings is not None else []
         self.flags = flags
 
@@ -251,7 +259,9 @@ class GoAwayFrame(_Simple):
 
     def serialize(self, profile: VersionProfile) -> bytes:
         # Always the 8-byte form: SPDY/2 peers send and expect the status too.
-        payload = _TWO_U32.pack(self.last_good_stream_id & MAX_STREAM_ID, self.status_code)
+        payload = _TWO_U32.pack(
+            self.last_good_stream_id & MAX_STREAM_ID, self.status_code
+        )
         return _control(profile, self.type, 0, payload)
 
 
@@ -288,7 +298,9 @@ class UnknownFrame(_Simple):
 
     __slots__ = _fields = ("frame_type", "flags", "payload")
 
-    def __init__(self, frame_type: int, flags: int = 0, payload: bytes | memoryview = b""):
+    def __init__(
+        self, frame_type: int, flags: int = 0, payload: bytes | memoryview = b""
+    ):
         self.frame_type = frame_type
         self.flags = flags
         self.payload = payload
@@ -321,7 +333,10 @@ def _parse_syn_stream(p: VersionProfile, flags: int, payload: memoryview) -> Fra
     )
 
 
-def _parse_block(cls: type[_BlockFrame]):  # type: ignore[no-untyped-def]
+Parser = Callable[[VersionProfile, int, memoryview], Frame]
+
+
+def _parse_block(cls: type[_BlockFrame]) -> Parser:
     def parse(p: VersionProfile, flags: int, payload: memoryview) -> Frame:
         fixed = 4 + p.reply_padding
         _need(payload, FrameType(cls.type).name, fixed)
@@ -377,7 +392,7 @@ def _parse_credential(p: VersionProfile, flags: int, payload: memoryview) -> Fra
     return CredentialFrame(payload)
 
 
-_PARSERS = {
+_PARSERS: dict[int, Parser] = {
     FrameType.SYN_STREAM: _parse_syn_stream,
     FrameType.SYN_REPLY: _parse_block(SynReplyFrame),
     FrameType.RST_STREAM: _parse_rst_stream,
@@ -391,14 +406,14 @@ _PARSERS = {
 }
 
 
-def parsers_for(profile: VersionProfile) -> dict[int, object]:
+def parsers_for(profile: VersionProfile) -> dict[int, Parser]:
     """The control frame types ``profile`` defines, with their parse functions."""
     parsers = dict(_PARSERS)
     if not profile.has_noop:
         del parsers[FrameType.NOOP]
     if not profile.has_credential:
         del parsers[FrameType.CREDENTIAL]
-    return parsers  # type: ignore[return-value]
+    return parsers
 
 
 class FrameParser:
@@ -469,4 +484,4 @@ class FrameParser:
         parse = self._parsers.get(kind)
         if parse is None:
             return UnknownFrame(kind, flags, payload)
-        return parse(self.profile, flags, payload)  # type: ignore[operator]
+        return parse(self.profile, flags, payload)

@@ -37,7 +37,7 @@ SPDY2 = VersionProfile(
     has_noop=True,
     has_credential=False,
     short_goaway=True,
-    status_fallback=dict(SPDY2_STATUS_FALLBACK),
+    status_fallback={int(k): int(v) for k, v in SPDY2_STATUS_FALLBACK.items()},
     wire_names={
         b":method": b"method",
         b":path": b"url",

@@ -10,16 +10,20 @@ from ..profile import VersionProfile
 
 # SPDY/3 section 2.6.10.1: a run of 32-bit length-prefixed words, then text.
 _WORDS = (
-    b"options head post put delete trace accept accept-charset accept-encoding "
-    b"accept-language accept-ranges age allow authorization cache-control "
-    b"connection content-base content-encoding content-language content-length "
-    b"content-location content-md5 content-range content-type date etag expect "
-    b"expires from host if-match if-modified-since if-none-match if-range "
-    b"if-unmodified-since last-modified location max-forwards pragma "
-    b"proxy-authenticate proxy-authorization range referer retry-after server te "
-    b"trailer transfer-encoding upgrade user-agent vary via warning "
-    b"www-authenticate method get status"
-).split() + [b"200 OK"] + b"version HTTP/1.1 url public set-cookie keep-alive origin".split()
+    (
+        b"options head post put delete trace accept accept-charset accept-encoding "
+        b"accept-language accept-ranges age allow authorization cache-control "
+        b"connection content-base content-encoding content-language content-length "
+        b"content-location content-md5 content-range content-type date etag expect "
+        b"expires from host if-match if-modified-since if-none-match if-range "
+        b"if-unmodified-since last-modified location max-forwards pragma "
+        b"proxy-authenticate proxy-authorization range referer retry-after server te "
+        b"trailer transfer-encoding upgrade user-agent vary via warning "
+        b"www-authenticate method get status"
+    ).split()
+    + [b"200 OK"]
+    + b"version HTTP/1.1 url public set-cookie keep-alive origin".split()
+)
 
 _TEXT = (
     b"100101201202205206300302303304305306307402405406407408409410411412413414"
