@@ -6,6 +6,10 @@ Inflating is bounded: a block whose header data exceeds
 refused for its stream, yet inflated to the end so that the session's zlib
 state stays in step with the peer's. A block that would inflate past
 ``max_inflate_size`` costs too much to follow and ends the session.
+
+On our API header names are h2's (``:method``, ``:path``, ``:scheme``,
+``:authority``, ``:status``); the codec renames them to the version's names on
+the way out and back on the way in, in the same pass that (de)serializes them.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import zlib
 from collections.abc import Iterable
 
 from .errors import HeaderBlockError, HeaderListTooLarge, StatusCode, StreamError
-from .profile import Headers, VersionProfile
+from .profile import CONNECTION_HEADERS, REASONS, Headers, VersionProfile
+
+HeaderInput = Iterable[tuple[bytes | str, bytes | str]]
 
 # Our own compressor keeps a small window: 2 KiB of history (the dictionary
 # still fits) and memLevel 1 cost about 15 KiB a session instead of 262 KiB.
@@ -24,6 +30,21 @@ COMPRESS_WINDOW_BITS = 11
 COMPRESS_MEM_LEVEL = 1
 
 _DRAIN_CHUNK = 64 * 1024
+
+
+# Bits of `HeaderCodec.decode`'s second result: which pseudo-headers a block had.
+HAS_METHOD = 1
+HAS_PATH = 2
+HAS_STATUS = 4
+HAS_AUTHORITY = 8
+_HAS_HOST = 16  # a plain ``host`` header (where ``:authority`` is another name)
+_PSEUDO_BITS = {
+    b":method": HAS_METHOD,
+    b":path": HAS_PATH,
+    b":status": HAS_STATUS,
+    b":authority": HAS_AUTHORITY,
+    b"host": _HAS_HOST,
+}
 
 
 class HeaderCodec:
@@ -52,27 +73,59 @@ class HeaderCodec:
         self.max_inflate_size = max(max_inflate_size, max_header_list_size)
         self.compression_level = compression_level
         self._length = struct.Struct(">H" if profile.length_size == 2 else ">I")
+        self._status_name = profile.wire_names[b":status"]
+        # Received names that need more than a check: pseudo-headers in this
+        # version's spelling -> their h2 name, and the connection headers.
+        self._special: dict[bytes, bytes] = dict(profile.h2_names)
+        self._special.update((name, b"") for name in CONNECTION_HEADERS)
+        self._special.setdefault(b"host", b"host")
         # Created on first use: an idle session holds no zlib state.
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
 
-    def encode(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    # ----------------------------------------------------------------- out
+
+    def encode(
+        self,
+        headers: HeaderInput,
+        defaults: Iterable[tuple[bytes, bytes]] = (),
+    ) -> bytes:
         """Serialize and compress a header list.
 
-        Values of a repeated name are joined with NUL into one field, as SPDY
-        requires; names must already be lower case.
+        Names are lower-cased and h2 pseudo-header names renamed to this
+        version's; hop-by-hop headers are dropped; values of a repeated name are
+        joined with NUL into one field, as SPDY requires; ``defaults`` (wire
+        names) fill in what is missing; a bare ``:status`` code gets its reason
+        phrase. Names and values may be str (UTF-8 encoded, as h2 does).
+
+        :raises ValueError: an empty name or a value containing NUL.
         """
-        grouped: dict[bytes, list[bytes]] = {}
+        rename = self.profile.wire_names
+        fields: dict[bytes, bytes] = {}
         for name, value in headers:
-            values = grouped.get(name)
-            if values is None:
-                grouped[name] = [value]
+            if type(name) is not bytes:
+                name = _to_bytes(name)
+            if type(value) is not bytes:
+                value = _to_bytes(value)
+            name = rename.get(name) or name.lower()
+            if name in CONNECTION_HEADERS:
+                continue
+            if b"\0" in value or not name:
+                raise ValueError(f"header {name!r}: empty name or NUL in value")
+            if name in fields:
+                fields[name] += b"\0" + value
             else:
-                values.append(value)
+                fields[name] = value
+        for name, value in defaults:
+            fields.setdefault(name, value)
+        status = fields.get(self._status_name)
+        if status is not None and b" " not in status:
+            reason = REASONS.get(status)
+            if reason is not None:
+                fields[self._status_name] = reason
         pack = self._length.pack
-        parts = [pack(len(grouped))]
-        for name, values in grouped.items():
-            value = values[0] if len(values) == 1 else b"\0".join(values)
+        parts = [pack(len(fields))]
+        for name, value in fields.items():
             parts += (pack(len(name)), name, pack(len(value)), value)
         return self.compress(b"".join(parts))
 
@@ -89,9 +142,13 @@ class HeaderCodec:
             )
         return compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH)
 
-    def decode(self, block: bytes | memoryview, stream_id: int) -> Headers:
+    # ------------------------------------------------------------------ in
+
+    def decode(self, block: bytes | memoryview, stream_id: int) -> tuple[Headers, int]:
         """Inflate and parse a header block received for ``stream_id``.
 
+        :returns: the headers with h2 names, and the ``HAS_*`` bits of the
+            pseudo-headers found.
         :raises HeaderListTooLarge: over the limits (the zlib state is in sync).
         :raises StreamError: a malformed list (PROTOCOL_ERROR for the stream).
         :raises HeaderBlockError: zlib failed; the session cannot go on.
@@ -99,6 +156,7 @@ class HeaderCodec:
         return self.parse(self.inflate(block, stream_id), stream_id)
 
     def inflate(self, block: bytes | memoryview, stream_id: int) -> bytes:
+        """Inflate one block, bounded by ``max_header_list_size``."""
         decompressor = self._decompressor
         if decompressor is None:
             # wbits 0: take the window from the stream header, whatever the peer's.
@@ -132,18 +190,20 @@ class HeaderCodec:
             if produced < _DRAIN_CHUNK and not decompressor.unconsumed_tail:
                 return
 
-    def parse(self, raw: bytes, stream_id: int) -> Headers:
-        """Parse an inflated header block into ``(name, value)`` pairs, one pair
-        for each NUL-separated value."""
+    def parse(self, raw: bytes, stream_id: int) -> tuple[Headers, int]:
+        """Parse an inflated header block: one pair per NUL-separated value,
+        names in h2's spelling; see `decode`."""
         size = self._length.size
         unpack = self._length.unpack_from
+        special = self._special
+        headers: Headers = []
+        found = 0
         try:
             count = unpack(raw)[0]
             if count > self.max_header_fields:
                 raise HeaderListTooLarge(
                     f"{count} header fields", stream_id, StatusCode.FRAME_TOO_LARGE
                 )
-            headers: Headers = []
             position = size
             for _ in range(count):
                 length = unpack(raw, position)[0]
@@ -154,8 +214,20 @@ class HeaderCodec:
                 position += size
                 value = raw[position : position + length]
                 position += length
-                if len(value) != length or not name or name != name.lower():
+                if len(value) != length or not name:
                     raise ValueError
+                if not name.islower() and name != name.lower():
+                    raise ValueError
+                h2_name = special.get(name)
+                if h2_name is not None:
+                    if not h2_name or h2_name == b":version":
+                        continue  # hop-by-hop, or implied by the protocol
+                    name = h2_name
+                    found |= _PSEUDO_BITS.get(name, 0)
+                    if name == b":status":
+                        value = value.split(b" ", 1)[0]
+                    elif name == b":path" and b"://" in value[:9]:
+                        found |= _ABSOLUTE_PATH
                 if b"\0" in value:
                     headers.extend((name, part) for part in value.split(b"\0"))
                 else:
@@ -168,4 +240,38 @@ class HeaderCodec:
             raise StreamError(
                 "trailing bytes in header block", stream_id, StatusCode.PROTOCOL_ERROR
             )
-        return headers
+        if found & _ABSOLUTE_PATH or found & _HOST_ONLY == _HAS_HOST:
+            headers = _normalize_authority(headers)
+            found |= HAS_AUTHORITY
+        return headers, found & _PUBLIC_BITS
+
+
+def _normalize_authority(headers: Headers) -> Headers:
+    """Split an absolute URL in ``:path`` (SPDY/2 pushes) into scheme,
+    authority and path; let ``host`` stand in for a missing ``:authority``."""
+    fields = dict(headers)
+    path = fields.get(b":path", b"")
+    if b"://" in path[:9]:
+        scheme, _, rest = path.partition(b"://")
+        authority, slash, path = rest.partition(b"/")
+        headers = [(n, v) for n, v in headers if n not in _URL_PARTS]
+        headers += (
+            (b":scheme", scheme),
+            (b":authority", authority),
+            (b":path", slash + path),
+        )
+    elif b"host" in fields and b":authority" not in fields:
+        headers = [(b":authority" if n == b"host" else n, v) for n, v in headers]
+    return headers
+
+
+_URL_PARTS = frozenset((b":scheme", b":authority", b":path"))
+_ABSOLUTE_PATH = 32  # ``:path`` is an absolute URL (SPDY/2 pushes)
+_HOST_ONLY = _HAS_HOST | HAS_AUTHORITY
+_PUBLIC_BITS = HAS_METHOD | HAS_PATH | HAS_STATUS | HAS_AUTHORITY
+
+
+def _to_bytes(text: bytes | str) -> bytes:
+    if isinstance(text, str):
+        return text.encode("utf-8")
+    return bytes(text)

@@ -8,11 +8,18 @@ Header lists use h2's pseudo-header names whatever the version on the wire.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from . import events as ev
-from .compression import HeaderCodec
+from .compression import (
+    HAS_METHOD,
+    HAS_PATH,
+    HAS_STATUS,
+    HeaderCodec,
+    HeaderInput,
+    _to_bytes,
+)
 from .config import DEFAULT_WINDOW, SPDYConfiguration
 from .errors import (
     ConnectionClosedError,
@@ -53,9 +60,7 @@ from .frames import (
 from .profile import Headers, VersionProfile
 from .state import CAN_RECEIVE, CAN_SEND, TRANSITIONS, StreamInput, StreamState
 
-HeaderInput = Iterable[tuple[bytes | str, bytes | str]]
-
-_REQUIRED_REQUEST = (b":method", b":path")
+_REQUIRED_REQUEST = HAS_METHOD | HAS_PATH
 _PUSH_REQUEST_NAMES = frozenset((b":method", b":path", b":scheme", b":authority"))
 
 # How many streams we reset are remembered, so that frames the peer sent before
@@ -122,6 +127,7 @@ class SPDYConnection:
             max_inflate_size=config.max_inflate_size,
             compression_level=config.compression_level,
         )
+        self._version_header = ((self.profile.wire_names[b":version"], b"HTTP/1.1"),)
         self._parser = FrameParser(self.profile, config.max_inbound_frame_size)
         self.streams: dict[int, SPDYStream] = {}
         self._open_streams = [0, 0]  # open streams by the parity of their ids
@@ -245,31 +251,30 @@ class SPDYConnection:
 
         :arg priority: of a new stream: 0 (highest) to 3 (SPDY/2) or 7.
         """
-        header_list = _as_bytes(headers)
         flags = FLAG_FIN if end_stream else 0
         stream = self.streams.get(stream_id)
         if stream is None:
-            self._open_stream(stream_id, header_list, flags, priority or 0)
+            self._open_stream(stream_id, headers, flags, priority or 0)
             return
         if stream.state is StreamState.RESERVED_LOCAL:
-            self._send_push(stream, header_list, flags)
+            self._send_push(stream, headers, flags)
             return
         if not stream.advance(StreamInput.SEND_HEADERS):
             raise StreamClosedError(stream_id)
         if end_stream:
             self._flush_pushes(stream_id)
         if stream.local_headers_sent:
-            block = self.codec.encode(self.profile.trailers_to_wire(header_list))
+            block = self.codec.encode(headers)
             self._send(HeadersFrame(stream_id, block, flags))
         else:
             stream.local_headers_sent = True
-            block = self.codec.encode(self.profile.response_to_wire(header_list))
+            block = self.codec.encode(headers, self._version_header)
             self._send(SynReplyFrame(stream_id, block, flags))
         if end_stream:
             self._end_local(stream)
 
     def _open_stream(
-        self, stream_id: int, headers: Headers, flags: int, priority: int
+        self, stream_id: int, headers: HeaderInput, flags: int, priority: int
     ) -> None:
         if not self.client_side:
             raise SPDYError("a server opens streams only by push_stream()")
@@ -278,7 +283,7 @@ class SPDYConnection:
         stream.advance(StreamInput.SEND_SYN_STREAM)
         stream.priority = priority
         stream.local_headers_sent = True
-        block = self.codec.encode(self.profile.request_to_wire(headers))
+        block = self.codec.encode(headers, self._version_header)
         self._send(SynStreamFrame(stream_id, 0, priority, block, flags))
         if flags & FLAG_FIN:
             self._end_local(stream)
@@ -328,7 +333,7 @@ class SPDYConnection:
         if parent.state not in CAN_SEND or stream_id & 1 == self._local_parity:
             raise StreamClosedError(stream_id)
         self._check_new_outbound(promised_stream_id)
-        request = _as_bytes(request_headers)
+        request = [(_to_bytes(n).lower(), _to_bytes(v)) for n, v in request_headers]
         stream = self._new_stream(promised_stream_id)
         stream.advance(StreamInput.RESERVE_PUSH)
         stream.associated_stream_id = stream_id
@@ -336,18 +341,20 @@ class SPDYConnection:
         stream.push_request = request
         self._pending_pushes.append(promised_stream_id)
 
-    def _send_push(self, stream: SPDYStream, response: Headers, flags: int) -> None:
+    def _send_push(self, stream: SPDYStream, response: HeaderInput, flags: int) -> None:
         self._flush_pushes_up_to(stream.stream_id - 2)
         self._pending_pushes.remove(stream.stream_id)
         self._emit_push(stream, response, flags)
 
-    def _emit_push(self, stream: SPDYStream, response: Headers, flags: int) -> None:
+    def _emit_push(self, stream: SPDYStream, response: HeaderInput, flags: int) -> None:
         assert stream.push_request is not None
-        wire = self.profile.push_to_wire(stream.push_request, response)
+        request = self.profile.push_url(stream.push_request)
+        response = list(response)
         stream.push_request = None
         stream.local_headers_sent = bool(response)
         stream.advance(StreamInput.SEND_PUSH)
-        block = self.codec.encode(wire)
+        defaults = self._version_header if response else ()
+        block = self.codec.encode([*request, *response], defaults)
         self._send(
             SynStreamFrame(
                 stream.stream_id,
@@ -564,17 +571,14 @@ class SPDYConnection:
             events.append(ev.StreamReset(exc.stream_id, exc.error_code, False))
         self._send_rst(exc.stream_id, exc.error_code)
 
-    def _decode(self, block: bytes | memoryview, stream_id: int) -> Headers:
-        """Inflate a block (always, to keep zlib in step) into h2-named headers."""
-        return self.profile.headers_from_wire(self.codec.decode(block, stream_id))
-
     def _on_syn_stream(self, frame: SynStreamFrame, events: list[ev.Event]) -> None:
         stream_id = frame.stream_id
-        headers = self._decode(frame.header_block, stream_id)
+        # Inflate first, whatever happens next, to keep the zlib state in step.
+        headers, found = self.codec.decode(frame.header_block, stream_id)
         if stream_id == 0 or stream_id & 1 == self._local_parity:
             raise ProtocolError(f"SYN_STREAM with stream id {stream_id}")
         if self.client_side:
-            self._on_push(frame, headers, events)
+            self._on_push(frame, headers, found, events)
             return
         if stream_id <= self._highest_inbound_id:
             if stream_id in self.streams:
@@ -590,13 +594,10 @@ class SPDYConnection:
         self._highest_inbound_id = stream_id
         if self.open_inbound_streams >= self.config.max_concurrent_streams:
             raise StreamError("too many streams", stream_id, StatusCode.REFUSED_STREAM)
-        for name in _REQUIRED_REQUEST:
-            if not any(n == name for n, _ in headers):
-                raise StreamError(
-                    f"request without {name.decode()}",
-                    stream_id,
-                    StatusCode.PROTOCOL_ERROR,
-                )
+        if found & _REQUIRED_REQUEST != _REQUIRED_REQUEST:
+            raise StreamError(
+                "request without :method or :path", stream_id, StatusCode.PROTOCOL_ERROR
+            )
         stream = self._new_stream(stream_id)
         stream.advance(StreamInput.RECV_SYN_STREAM)
         stream.priority = frame.priority
@@ -607,7 +608,11 @@ class SPDYConnection:
             event.stream_ended = self._end_remote(stream, events)
 
     def _on_push(
-        self, frame: SynStreamFrame, headers: Headers, events: list[ev.Event]
+        self,
+        frame: SynStreamFrame,
+        headers: Headers,
+        found: int,
+        events: list[ev.Event],
     ) -> None:
         stream_id = frame.stream_id
         if stream_id <= self._highest_inbound_id:
@@ -625,11 +630,11 @@ class SPDYConnection:
         if self.open_inbound_streams >= self.config.max_concurrent_streams:
             raise StreamError("too many pushes", stream_id, StatusCode.REFUSED_STREAM)
         request = [(n, v) for n, v in headers if n in _PUSH_REQUEST_NAMES]
-        if not any(n == b":path" for n, _ in request):
+        if not found & HAS_PATH:
             raise StreamError(
                 "push without a path", stream_id, StatusCode.PROTOCOL_ERROR
             )
-        if not any(n == b":method" for n, _ in request):
+        if not found & HAS_METHOD:
             request.insert(0, (b":method", b"GET"))
         # Tolerated: pushes without FLAG_UNIDIRECTIONAL (spdy-transport's).
         stream = self._new_stream(stream_id)
@@ -662,7 +667,7 @@ class SPDYConnection:
 
     def _on_syn_reply(self, frame: SynReplyFrame, events: list[ev.Event]) -> None:
         stream_id = frame.stream_id
-        headers = self._decode(frame.header_block, stream_id)
+        headers, found = self.codec.decode(frame.header_block, stream_id)
         stream = self._receiving_stream(stream_id, StreamInput.RECV_HEADERS)
         if stream is None:
             return
@@ -672,7 +677,7 @@ class SPDYConnection:
             )
         if stream.remote_headers_received:
             raise StreamError("second SYN_REPLY", stream_id, StatusCode.STREAM_IN_USE)
-        if not any(n == b":status" for n, _ in headers):
+        if not found & HAS_STATUS:
             raise StreamError(
                 "reply without status", stream_id, StatusCode.PROTOCOL_ERROR
             )
@@ -684,7 +689,7 @@ class SPDYConnection:
 
     def _on_headers(self, frame: HeadersFrame, events: list[ev.Event]) -> None:
         stream_id = frame.stream_id
-        headers = self._decode(frame.header_block, stream_id)
+        headers, found = self.codec.decode(frame.header_block, stream_id)
         stream = self._receiving_stream(stream_id, StreamInput.RECV_HEADERS)
         if stream is None:
             return
@@ -857,17 +862,3 @@ class SPDYConnection:
         CredentialFrame: _on_ignored,
         UnknownFrame: _on_ignored,
     }
-
-
-def _as_bytes(headers: HeaderInput) -> Headers:
-    """Header names and values as bytes (str is UTF-8 encoded, as h2 does)."""
-    result: Headers = []
-    for name, value in headers:
-        if isinstance(name, str):
-            name = name.encode("utf-8")
-        if isinstance(value, str):
-            value = value.encode("utf-8")
-        if b"\0" in value or not name:
-            raise ValueError(f"header {name!r} has a NUL byte or no name")
-        result.append((name, value))
-    return result

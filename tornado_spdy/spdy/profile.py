@@ -8,7 +8,6 @@ profile where versions differ; `tornado_spdy.spdy.v2` and
 from __future__ import annotations
 
 import http
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from .errors import StatusCode
@@ -21,7 +20,11 @@ CONNECTION_HEADERS = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding")
 )
 
-_REASONS = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
+#: ``b"200"`` -> ``b"200 OK"``: SPDY status lines carry the reason phrase.
+REASONS = {
+    str(status.value).encode("ascii"): b"%d %s" % (status.value, status.phrase.encode())
+    for status in http.HTTPStatus
+}
 
 
 @dataclass(frozen=True)
@@ -78,108 +81,20 @@ class VersionProfile:
         """The RST_STREAM status to send for ``code`` in this version."""
         return self.status_fallback.get(code, code)
 
-    # Header lists: h2 names on our API, this version's names on the wire.
-
-    def request_to_wire(self, headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-        """A request's headers as a SYN_STREAM carries them."""
-        return self._to_wire(headers, ((b":version", b"HTTP/1.1"),))
-
-    def response_to_wire(self, headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-        """A response's headers as SYN_REPLY (or a push SYN_STREAM) carries them."""
-        wire = self._to_wire(headers, ((b":version", b"HTTP/1.1"),))
-        status_name = self.wire_names[b":status"]
-        for index, (name, value) in enumerate(wire):
-            if name == status_name:
-                reason = _REASONS.get(int(value.split(b" ", 1)[0] or b"0"))
-                if reason and b" " not in value:
-                    wire[index] = (name, value + b" " + reason)
-        return wire
-
-    def push_to_wire(
-        self,
-        request: Iterable[tuple[bytes, bytes]],
-        response: Iterable[tuple[bytes, bytes]],
-    ) -> Headers:
-        """A pushed SYN_STREAM's headers: the request it answers and, where
-        known, the response status (real clients want both in one frame)."""
-        request = list(request)
-        if self.absolute_push_url:
-            fields = dict(request)
-            url = (
-                fields.get(b":scheme", b"https")
-                + b"://"
-                + fields.get(b":authority", b"")
-                + fields.get(b":path", b"/")
-            )
-            request = [(n, v) for n, v in request if n not in _URL_PARTS]
-            request.append((b":path", url))
-        wire = self._to_wire(request, ())
-        wire.extend(self.response_to_wire(response))
-        return wire
-
-    def trailers_to_wire(self, headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-        """Headers of a HEADERS frame: no pseudo-headers to rename."""
-        return self._to_wire(headers, ())
-
-    def _to_wire(
-        self,
-        headers: Iterable[tuple[bytes, bytes]],
-        defaults: tuple[tuple[bytes, bytes], ...],
-    ) -> Headers:
-        wire_names = self.wire_names
-        wire: Headers = []
-        seen: set[bytes] = set()
-        for name, value in headers:
-            name = name.lower()
-            if name in CONNECTION_HEADERS:
-                continue
-            name = wire_names.get(name, name)
-            seen.add(name)
-            wire.append((name, value))
-        for name, value in defaults:
-            name = wire_names[name]
-            if name not in seen:
-                wire.append((name, value))
-        return wire
-
-    def headers_from_wire(self, wire: Headers) -> Headers:
-        """A received header list with h2 names.
-
-        ``:version`` is dropped, ``:status`` keeps the code alone, a ``host``
-        header stands in for a missing ``:authority``, and an absolute URL in
-        the path (SPDY/2 pushes) is split into scheme, authority and path.
-        """
-        h2_names = self.h2_names
-        headers: Headers = []
-        path = authority = host = None
-        for name, value in wire:
-            name = h2_names.get(name, name)
-            if name == b":version" or name in CONNECTION_HEADERS:
-                continue
-            if name == b":status":
-                value = value.split(b" ", 1)[0]
-            elif name == b":path":
-                path = value
-            elif name == b":authority":
-                authority = value
-            elif name == b"host":
-                host = value
-                continue
-            headers.append((name, value))
-        if path is not None and b"://" in path[:9]:
-            headers = [(n, v) for n, v in headers if n not in _URL_PARTS]
-            scheme, _, rest = path.partition(b"://")
-            url_authority, slash, url_path = rest.partition(b"/")
-            headers.append((b":scheme", scheme))
-            headers.append((b":authority", url_authority))
-            headers.append((b":path", slash + url_path))
-            authority = url_authority
-        if host is not None:
-            if authority is None:
-                headers.append((b":authority", host))
-            else:
-                headers.append((b"host", host))
-        return headers
+    def push_url(self, request: Headers) -> Headers:
+        """A push's request headers as this version names the resource: one
+        absolute URL in SPDY/2, scheme, host and path in SPDY/3."""
+        if not self.absolute_push_url:
+            return request
+        fields = dict(request)
+        url = (
+            fields.get(b":scheme", b"https")
+            + b"://"
+            + fields.get(b":authority", b"")
+            + fields.get(b":path", b"/")
+        )
+        kept = [(n, v) for n, v in request if n not in _URL_PARTS]
+        return [*kept, (b":path", url)]
 
 
 _URL_PARTS = frozenset((b":scheme", b":authority", b":path"))
