@@ -11,6 +11,7 @@ without sockets, and a hand-driven peer that writes raw frames.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable, Iterable, Sequence
 
 from tornado_spdy.spdy import VERSIONS, SPDYConfiguration, SPDYConnection
@@ -152,10 +153,10 @@ class RawPeer:
         self.version = version
         self.profile = VERSIONS[version]
         self.client_side = client_side
+        # One zlib stream each way, as a real peer has.
         self.codec = HeaderCodec(self.profile)  # compresses what we send
         self.inflater = HeaderCodec(  # inflates what the real connection sends
-            self.profile, max_header_list_size=1 << 24, max_header_fields=10_000,
-            max_inflate_size=1 << 24,
+            self.profile, max_header_list_size=1 << 24, max_inflate_size=1 << 24
         )
         self.parser = FrameParser(self.profile)
         self.decoded: list[tuple[int, Headers]] = []
@@ -166,17 +167,58 @@ class RawPeer:
         return frame.serialize(self.profile)
 
     def block(self, headers: Iterable[tuple[bytes, bytes]], to_wire: str | None = None) -> bytes:
-        """A compressed header block. ``to_wire`` ("request", "response",
-        "trailers") renames h2 names to this version's; None sends the list
-        exactly as given (upper case names and all)."""
+        """A compressed header block, serialized by hand (so it can break any
+        rule). ``to_wire`` ("request", "response", "push", "trailers") renames
+        h2 names to this version's and adds what a well-behaved peer adds;
+        None sends the list exactly as given (upper case names and all).
+        Repeated names are NUL-joined."""
+        return self.codec.compress(self.serialize(self.wire_headers(headers, to_wire)))
+
+    def wire_headers(self, headers, to_wire: str | None) -> Headers:
         headers = list(headers)
-        if to_wire == "request":
-            headers = self.profile.request_to_wire(headers)
-        elif to_wire == "response":
-            headers = self.profile.response_to_wire(headers)
-        elif to_wire == "trailers":
-            headers = self.profile.trailers_to_wire(headers)
-        return self.codec.encode(headers)
+        if to_wire is None:
+            return headers
+        names = self.profile.wire_names
+        if to_wire == "push" and self.profile.absolute_push_url:
+            fields = dict(headers)
+            url = fields[b":scheme"] + b"://" + fields[b":authority"] + fields[b":path"]
+            headers = [(n, v) for n, v in headers
+                       if n not in (b":scheme", b":authority", b":path")]
+            headers.append((b":path", url))
+        wire = [(names.get(n, n), v) for n, v in headers]
+        if to_wire in ("request", "response", "push"):
+            wire.append((names[b":version"], b"HTTP/1.1"))
+        return wire
+
+    def serialize(self, headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """An uncompressed header block: count, then length-prefixed names and
+        values (repeated names NUL-joined)."""
+        fmt = ">H" if self.profile.length_size == 2 else ">I"
+        fields: dict[bytes, list[bytes]] = {}
+        for name, value in headers:
+            fields.setdefault(name, []).append(value)
+        out = [struct.pack(fmt, len(fields))]
+        for name, values in fields.items():
+            value = b"\0".join(values)
+            out += [struct.pack(fmt, len(name)), name, struct.pack(fmt, len(value)), value]
+        return b"".join(out)
+
+    def parse_block(self, raw: bytes) -> Headers:
+        """An inflated header block as (wire name, value) pairs (NUL-joined
+        values left joined)."""
+        size = self.profile.length_size
+        fmt = ">H" if size == 2 else ">I"
+        (count,) = struct.unpack_from(fmt, raw)
+        pos, out = size, []
+        for _ in range(count):
+            (n,) = struct.unpack_from(fmt, raw, pos)
+            name = raw[pos + size : pos + size + n]
+            pos += size + n
+            (n,) = struct.unpack_from(fmt, raw, pos)
+            out.append((name, raw[pos + size : pos + size + n]))
+            pos += size + n
+        assert pos == len(raw), "trailing bytes in header block"
+        return out
 
     def syn_stream(
         self,
@@ -191,9 +233,7 @@ class RawPeer:
         flags = FLAG_FIN if fin else 0
         if associated:
             flags |= FLAG_UNIDIRECTIONAL
-            if not raw:
-                headers = self.profile.push_to_wire(headers, [(b":status", b"200")])
-                to_wire = None
+            to_wire = None if raw else "push"
         block = self.block(headers, to_wire)
         return self.frame(SynStreamFrame(stream_id, associated, priority, block, flags))
 
@@ -231,13 +271,13 @@ class RawPeer:
 
     def read(self, data: bytes) -> list[Frame]:
         """Parse ``data``; header blocks are inflated in order (their header
-        lists, with wire names, go to ``self.decoded``)."""
+        lists, with wire names and NUL-joined values, go to ``self.decoded``
+        as ``(stream_id, headers)``)."""
         frames = self.parser.feed(data)
         for frame in frames:
             if isinstance(frame, (SynStreamFrame, SynReplyFrame, HeadersFrame)):
-                self.decoded.append(
-                    (frame.stream_id, self.inflater.decode(frame.header_block, frame.stream_id))
-                )
+                raw = self.inflater.inflate(frame.header_block, frame.stream_id)
+                self.decoded.append((frame.stream_id, self.parse_block(raw)))
         return frames
 
     def read_from(self, conn: SPDYConnection) -> list[Frame]:

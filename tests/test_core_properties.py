@@ -38,7 +38,8 @@ SETTINGS = settings(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
-FEW = settings(SETTINGS, max_examples=60)
+MODERATE = settings(SETTINGS, max_examples=100)
+FEW = settings(SETTINGS, max_examples=40)
 
 versions = pytest.mark.parametrize("version", ALL_VERSIONS)
 
@@ -140,18 +141,31 @@ def test_frames_fed_byte_by_byte_or_in_random_chunks(version, data):
 
 # Header blocks
 
+# Names the codec renames or drops (pseudo-headers in any version's spelling,
+# host, hop-by-hop headers): random lists avoid them; they have their own test.
+SPECIAL_NAMES = frozenset(
+    {b"host", b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding"}
+    | {n for p in VERSIONS.values() for pair in p.wire_names.items() for n in pair}
+)
+
 # Names: non-empty, no upper case ASCII (the decoder refuses it), no NUL.
 header_names = st.binary(min_size=1, max_size=40).filter(
-    lambda n: n == n.lower() and b"\0" not in n
+    lambda n: n == n.lower() and b"\0" not in n and n not in SPECIAL_NAMES
 )
 header_values = st.binary(max_size=200).filter(lambda v: b"\0" not in v)
 header_lists = st.lists(
     st.tuples(
-        st.one_of(header_names, st.sampled_from([b"set-cookie", b"accept", b":path"])),
+        st.one_of(header_names, st.sampled_from([b"set-cookie", b"accept", b":x-pseudo"])),
         header_values,
     ),
     max_size=30,
 )
+
+
+def decoded(codec: HeaderCodec, block: bytes, stream_id: int):
+    """The header list of ``codec.decode`` (which also returns flags)."""
+    result = codec.decode(block, stream_id)
+    return result[0] if isinstance(result, tuple) else result
 
 
 def grouped(headers):
@@ -165,14 +179,14 @@ def grouped(headers):
 
 @versions
 @given(blocks=st.lists(header_lists, min_size=1, max_size=12), level=st.integers(0, 9))
-@SETTINGS
+@MODERATE
 def test_header_blocks_round_trip_on_shared_zlib_state(version, blocks, level):
     profile = VERSIONS[version]
     sender = HeaderCodec(profile, compression_level=level)
     receiver = HeaderCodec(profile)
     for stream_id, headers in enumerate(blocks, start=1):
         block = sender.encode(headers)
-        assert receiver.decode(block, stream_id) == grouped(headers)
+        assert decoded(receiver, block, stream_id) == grouped(headers)
 
 
 @versions
@@ -184,8 +198,8 @@ def test_header_blocks_both_directions_interleaved(version, blocks):
     a, b = HeaderCodec(profile), HeaderCodec(profile)
     for i, headers in enumerate(blocks):
         src, dst = (a, b) if i % 2 else (b, a)
-        assert dst.decode(src.encode(headers), i + 1) == grouped(headers)
-        assert src.decode(dst.encode(headers[::-1]), i + 1) == grouped(headers[::-1])
+        assert decoded(dst, src.encode(headers), i + 1) == grouped(headers)
+        assert decoded(src, dst.encode(headers[::-1]), i + 1) == grouped(headers[::-1])
 
 
 @versions
@@ -203,12 +217,14 @@ def test_repeated_names_are_nul_joined_and_split(version, values, others):
     block = sender.encode(headers)
     raw = receiver.inflate(block, 1)
     assert b"\0".join(values) in raw
-    assert receiver.parse(raw, 1) == grouped(headers)
+    parsed = receiver.parse(raw, 1)
+    parsed = parsed[0] if isinstance(parsed, tuple) else parsed
+    assert parsed == grouped(headers)
 
 
 @versions
 @given(data=st.data())
-@FEW
+@settings(FEW, max_examples=25)
 def test_requests_through_a_session_pair_keep_headers(version, data):
     """Header lists of many requests survive SPDYConnection on both ends
     (renamed to the wire names and back)."""
@@ -217,12 +233,7 @@ def test_requests_through_a_session_pair_keep_headers(version, data):
         extra = data.draw(
             st.lists(
                 st.tuples(
-                    header_names.filter(lambda n: not n.startswith(b":"))
-                    .filter(lambda n: n not in (b"host", b"connection", b"keep-alive",
-                                                b"proxy-connection", b"transfer-encoding",
-                                                b"version", b"method", b"url", b"scheme",
-                                                b"status")),
-                    header_values,
+                    header_names.filter(lambda n: not n.startswith(b":")), header_values
                 ),
                 max_size=10,
             )
@@ -361,7 +372,7 @@ def _serialize(peer: RawPeer, item) -> bytes:
 @versions
 @pytest.mark.parametrize("client_side", [True, False], ids=["client", "server"])
 @given(data=st.data())
-@SETTINGS
+@MODERATE
 def test_random_frame_sequences_raise_only_protocol_error(version, client_side, data):
     """Structurally valid frames in any order, with header blocks that inflate
     (or not): receive_data returns events or raises a ProtocolError, nothing

@@ -229,7 +229,10 @@ class HeaderCodec:
                     elif name == b":path" and b"://" in value[:9]:
                         found |= _ABSOLUTE_PATH
                 if b"\0" in value:
-                    headers.extend((name, part) for part in value.split(b"\0"))
+                    parts = value.split(b"\0")
+                    if b"" in parts:
+                        raise ValueError  # an empty value between NULs
+                    headers.extend((name, part) for part in parts)
                 else:
                     headers.append((name, value))
         except (struct.error, ValueError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 
 
-class StreamState(enum.Enum):
+class StreamState(enum.IntEnum):
     IDLE = 0
     RESERVED_LOCAL = 1  # a push promised by push_stream, its SYN_STREAM not yet sent
     OPEN = 2
@@ -19,7 +19,7 @@ class StreamState(enum.Enum):
     CLOSED = 5
 
 
-class StreamInput(enum.Enum):
+class StreamInput(enum.IntEnum):
     SEND_SYN_STREAM = 0
     RECV_SYN_STREAM = 1
     RESERVE_PUSH = 2

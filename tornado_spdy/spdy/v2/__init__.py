@@ -1,10 +1,16 @@
-"""SPDY/2 (draft-mbelshe-httpbis-spdy-00): its profile and zlib dictionary."""
+"""SPDY/2 ("SPDY Protocol - Draft 2", chromium.org): its profile and zlib dictionary.
+
+Where the draft and the peers that shipped disagree we follow the peers, as
+Chromium did: priority 0 is the highest; WINDOW_UPDATE (withdrawn from the final
+draft) is sent and honoured with SPDY/3's layout; GOAWAY is sent with 8 bytes
+(spdy-transport fails on the draft's 4) and accepted with 4 or 8.
+"""
 
 from __future__ import annotations
 
 from ..profile import SPDY2_STATUS_FALLBACK, VersionProfile
 
-# The header-block dictionary of SPDY/2 section 2.6.10.1: 907 bytes, the
+# The header-block dictionary of the SPDY/2 draft ("Compression"): 907 bytes, the
 # draft's C string including its terminating NUL, which peers feed to zlib too.
 DICTIONARY = (
     b"optionsgetheadpostputdeletetraceacceptaccept-charsetaccept-encodingaccept-"

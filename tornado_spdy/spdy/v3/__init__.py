@@ -1,4 +1,4 @@
-"""SPDY/3 (draft-mbelshe-httpbis-spdy-00 rev. 3) and SPDY/3.1: profiles and the
+"""SPDY/3 (draft-mbelshe-httpbis-spdy-00, "Draft 3") and SPDY/3.1: profiles and the
 zlib dictionary. SPDY/3.1 is SPDY/3 with a session-wide flow-control window."""
 
 from __future__ import annotations

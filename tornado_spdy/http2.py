@@ -1,0 +1,179 @@
+"""The small adapter that lets `h2.connection.H2Connection` stand where
+`tornado_spdy.spdy.SPDYConnection` stands, and the few facts about both cores
+that the Tornado layer needs in one place.
+
+Both cores take the same calls and return events with the same names and
+attributes; `Session` dispatches on the event classes of both. What differs —
+configuration, priorities, the exception classes — is bridged here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.exceptions
+import h2.settings
+
+from tornado_spdy import spdy
+from tornado_spdy.spdy import events as spdy_events
+
+#: A protocol core: h2's connection or ours, driven through the same methods.
+Core = Union["H2Core", spdy.SPDYConnection]
+
+#: Errors ``receive_data`` raises for a broken session (GOAWAY already queued).
+SESSION_ERRORS = (spdy.ProtocolError, h2.exceptions.ProtocolError)
+
+#: Errors of a sending call on a stream the peer has reset or we closed.
+STREAM_GONE = (spdy.StreamClosedError, h2.exceptions.StreamClosedError)
+
+#: Errors of any sending call (the stream or the session is gone).
+SEND_ERRORS = (spdy.SPDYError, h2.exceptions.H2Error)
+
+#: RFC 9218's default urgency, used for h2 streams that say nothing.
+DEFAULT_URGENCY = 3
+
+#: ``error_code`` values used by the Tornado layer, per core.
+CANCEL = {"h2": 0x8, "spdy": spdy.StatusCode.CANCEL}
+INTERNAL_ERROR = {"h2": 0x2, "spdy": spdy.StatusCode.INTERNAL_ERROR}
+REFUSED_STREAM = {"h2": 0x7, "spdy": spdy.StatusCode.REFUSED_STREAM}
+
+
+class H2Core(h2.connection.H2Connection):
+    """`h2.connection.H2Connection` configured for tornado_spdy.
+
+    :arg client_side: True for the side that sends requests.
+    :arg max_concurrent_streams: streams the peer may open at once.
+    :arg initial_window_size: our receive window per stream.
+    :arg session_window_size: our receive window for the whole connection.
+    :arg max_header_list_size: the largest header list we accept.
+    :arg enable_push: (client side) whether the server may push.
+    :arg max_closed_streams: how many closed streams h2 remembers; its default
+        (65,536) costs about 11 MB on a long-lived connection.
+    """
+
+    framing = "h2"
+    family = "h2"
+
+    def __init__(
+        self,
+        client_side: bool,
+        max_concurrent_streams: int = 100,
+        initial_window_size: int = 65535,
+        session_window_size: int = 65535,
+        max_header_list_size: int = 64 * 1024,
+        enable_push: bool = True,
+        max_closed_streams: int = 1000,
+    ):
+        config = h2.config.H2Configuration(
+            client_side=client_side,
+            header_encoding=None,
+            validate_outbound_headers=True,
+            normalize_outbound_headers=True,
+        )
+        self.MAX_CLOSED_STREAMS = max_closed_streams  # read by H2Connection.__init__
+        super().__init__(config)
+        self._session_window_size = session_window_size
+        values = {
+            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
+            h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
+        }
+        if client_side:
+            values[h2.settings.SettingCodes.ENABLE_PUSH] = int(enable_push)
+        self.local_settings = h2.settings.Settings(
+            client=client_side, initial_values=values
+        )
+
+    def initiate_connection(self) -> None:
+        super().initiate_connection()
+        extra = self._session_window_size - 65535
+        if extra > 0:
+            self.increment_flow_control_window(extra)
+
+    def send_headers(  # type: ignore[override]
+        self,
+        stream_id: int,
+        headers: Any,
+        end_stream: bool = False,
+        priority: int | None = None,
+    ) -> None:
+        """h2's send_headers, with a SPDY-style ``priority`` (0 most urgent)."""
+        if priority is None:
+            super().send_headers(stream_id, headers, end_stream=end_stream)
+        else:
+            weight = 256 - 32 * min(max(priority, 0), 7)
+            super().send_headers(
+                stream_id, headers, end_stream=end_stream, priority_weight=weight
+            )
+
+    @property
+    def can_push(self) -> bool:
+        return not self.config.client_side and bool(self.remote_settings.enable_push)
+
+
+def core_family(core: Core) -> str:
+    """``"h2"`` or ``"spdy"``: which table of error codes applies."""
+    return "h2" if isinstance(core, H2Core) else "spdy"
+
+
+def framing_of(core: Core) -> str:
+    """The protocol id of a core: ``"h2"``, ``"spdy/3.1"``, ``"spdy/3"``, ..."""
+    if isinstance(core, H2Core):
+        return "h2"
+    return core.profile.name
+
+
+def request_priority(core: Core, event: Any) -> int:
+    """A received request's urgency, 0 (highest) to 7, from either core.
+
+    SPDY carries it in SYN_STREAM (0-3 in SPDY/2, scaled to 0-7); h2 in the
+    PRIORITY information (weight) or RFC 9218's ``priority`` header (``u=``),
+    which wins when present.
+    """
+    if isinstance(core, spdy.SPDYConnection):
+        return int(event.priority * 7 // core.profile.lowest_priority)
+    for name, value in event.headers:
+        if name == b"priority":
+            for part in value.split(b","):
+                part = part.strip()
+                if part.startswith(b"u=") and part[2:].isdigit():
+                    return min(int(part[2:]), 7)
+    update = getattr(event, "priority_updated", None)
+    if update is not None and update.weight:
+        return 7 - min((update.weight - 1) // 32, 7)
+    return DEFAULT_URGENCY
+
+
+#: Event classes of both cores, by the name they share.
+def _pair(name: str) -> tuple[type, type]:
+    return getattr(h2.events, name), getattr(spdy_events, name)
+
+
+EVENT_NAMES = (
+    "RequestReceived",
+    "ResponseReceived",
+    "TrailersReceived",
+    "DataReceived",
+    "StreamEnded",
+    "StreamReset",
+    "PushedStreamReceived",
+    "WindowUpdated",
+    "RemoteSettingsChanged",
+    "PingReceived",
+    "PingAckReceived",
+    "ConnectionTerminated",
+)
+
+
+def event_table(handlers: dict[str, Any]) -> dict[type, Any]:
+    """Map both cores' event classes to ``handlers[name]``; others are ignored."""
+    table: dict[type, Any] = {}
+    for name in EVENT_NAMES:
+        handler = handlers.get(name)
+        if handler is not None:
+            for cls in _pair(name):
+                table[cls] = handler
+    return table
