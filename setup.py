@@ -52,9 +52,11 @@ setup(
         "h2>=4.1,<5",
         # CA bundle for the client's TLS certificate verification.
         "certifi",
-        # Creates the development certificate for `python -m tornado_spdy serve`;
-        # TLS itself runs on the stdlib ssl module through Tornado.
-        "pyOpenSSL>=24",
+        # Makes the development certificate for `python -m tornado_spdy serve`.
+        # Not pyOpenSSL: TLS and ALPN come from the stdlib ssl module through
+        # Tornado, pyOpenSSL has no NPN either, and its certificate and key
+        # generation is deprecated in favour of cryptography, on which it rests.
+        "cryptography>=41",
     ],
     extras_require={
         "test": ["pytest>=8", "pytest-timeout", "hypothesis"],

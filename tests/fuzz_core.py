@@ -73,6 +73,7 @@ import random
 import signal
 import struct
 import sys
+import tempfile
 import time
 import traceback
 import zlib
@@ -109,6 +110,13 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_inbound_frame_size": 4096,
         "initial_window_size": 1024,
         "enable_push": False,
+    },
+    "tight": {
+        "max_concurrent_streams": 1,
+        "initial_window_size": 100,
+        "max_outbound_frame_size": 10,
+        "max_header_list_size": 64,
+        "max_inflate_size": 64,
     },
 }
 
@@ -191,16 +199,20 @@ class Case:
 class Failure(Exception):
     """An input broke a rule; ``kind`` says which."""
 
-    def __init__(self, kind: str, detail: str, tb: str = "", where: str = ""):
+    def __init__(
+        self, kind: str, detail: str, tb: str = "", where: str = "", label: str = ""
+    ):
         super().__init__(f"{kind}: {detail}")
         self.kind = kind
         self.detail = detail
         self.tb = tb
         self.where = where
+        self.label = label  # the exception type (and API call): part of the signature
 
     @property
     def signature(self) -> str:
-        return f"{self.kind} | {self.detail.splitlines()[0][:120]} | {self.where}"
+        """What makes two failures the same: kind, exception type, place."""
+        return " | ".join(p for p in (self.kind, self.label, self.where) if p)
 
 
 class _Hang(BaseException):
@@ -219,7 +231,8 @@ def _innermost_core_frame(tb: Any) -> str:
 def _failure_from(kind: str, exc: BaseException) -> Failure:
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     detail = f"{type(exc).__name__}: {exc}"
-    return Failure(kind, detail, tb, _innermost_core_frame(exc.__traceback__))
+    where = _innermost_core_frame(exc.__traceback__)
+    return Failure(kind, detail, tb, where, type(exc).__name__)
 
 
 # ----------------------------------------------------------- running one
@@ -274,6 +287,7 @@ def _api(conn: SPDYConnection, name: str, *args: Any, **kwargs: Any) -> Any:
     except Exception as exc:
         failure = _failure_from("api-exception", exc)
         failure.detail = f"{name}(): {failure.detail}"
+        failure.label = f"{name}(): {failure.label}"
         raise failure from None
 
 
@@ -293,7 +307,7 @@ def _push_request(path: str) -> list[tuple[str, str]]:
     ]
 
 
-def _answer(conn: SPDYConnection) -> None:
+def _answer(conn: SPDYConnection) -> bytes:
     """After the input: use the API on whatever streams are left open."""
     body = b"Hello, world!"
     if conn.client_side:
@@ -318,20 +332,28 @@ def _answer(conn: SPDYConnection) -> None:
         for stream_id in sorted(conn.streams):
             if stream_id not in conn.streams:
                 continue
-            if stream_id & 1 and stream_id % 4 == 1:
+            if stream_id & 1:
                 pushed = conn.get_next_available_stream_id()
                 _api(
                     conn, "push_stream", stream_id, pushed, _push_request("/pushed.css")
                 )
-                _api(conn, "send_headers", pushed, RESPONSE)
-                _api(conn, "send_data", pushed, body, end_stream=True)
+                if stream_id % 4 == 1:
+                    _api(conn, "send_headers", pushed, RESPONSE)
+                    _api(conn, "send_data", pushed, body, end_stream=True)
+                else:
+                    _api(conn, "reset_stream", pushed)  # a promise withdrawn
             _api(conn, "send_headers", stream_id, RESPONSE)
             window = _api(conn, "local_flow_control_window", stream_id) or 0
             _api(conn, "send_data", stream_id, body[: max(0, window)], end_stream=True)
             if stream_id in conn.streams:
                 _api(conn, "reset_stream", stream_id)
+    for stream_id in sorted(conn.streams)[:4]:
+        _api(conn, "remote_flow_control_window", stream_id)
+        _api(conn, "increment_flow_control_window", 1024, stream_id)
     _api(conn, "increment_flow_control_window", 1024)
     _api(conn, "close_connection")
+    # Part of the output now, the rest at the final drain (joined there).
+    return _api(conn, "data_to_send", 20) or b""
 
 
 def _make_connection(case: Case) -> SPDYConnection:
@@ -355,8 +377,8 @@ def run_case(case: Case, connection_factory: Any = None) -> Outcome:
     outcome = Outcome()
     limit = OUTPUT_LIMIT_BASE + OUTPUT_LIMIT_FACTOR * len(case.data)
 
-    def drain() -> int:
-        out = conn.data_to_send()
+    def drain(head: bytes = b"") -> int:
+        out = head + conn.data_to_send()
         outcome.output += len(out)
         if outcome.output > limit:
             raise Failure(
@@ -426,8 +448,7 @@ def run_case(case: Case, connection_factory: Any = None) -> Outcome:
     for _, name, args, kwargs in actions[next_action:]:
         _api(conn, name, *args, **kwargs)
         drain()
-    _answer(conn)
-    drain()
+    drain(_answer(conn))
     return outcome
 
 
@@ -498,6 +519,16 @@ class WireFrame:
     )
     compressed: bytes | None = None  # used as the block on the wire instead, if set
     length: int | None = None  # an explicit length field, if set (else the true length)
+
+    def copy(self) -> WireFrame:
+        return WireFrame(
+            self.word,
+            self.flags,
+            self.payload,
+            self.block,
+            self.compressed,
+            self.length,
+        )
 
     @property
     def control(self) -> bool:
@@ -1325,7 +1356,7 @@ def mutate_frame_fields(rng: random.Random, frame: WireFrame, profile: Any) -> N
 
 
 def copy_items(items: list) -> list:
-    return [replace(item) if isinstance(item, WireFrame) else item for item in items]
+    return [item.copy() if isinstance(item, WireFrame) else item for item in items]
 
 
 def mutate_session(rng: random.Random, session: Session, others: list[Session]) -> Case:
@@ -1345,7 +1376,7 @@ def mutate_session(rng: random.Random, session: Session, others: list[Session]) 
             del items[i]
             ops.append("drop")
         elif op < 0.18:
-            items.insert(rng.choice(frame_positions), replace(items[i]))
+            items.insert(rng.choice(frame_positions), items[i].copy())
             ops.append("dup")
         elif op < 0.25:
             j = rng.choice(frame_positions)
@@ -1435,15 +1466,29 @@ def _block_frame(
         frame.block = build_raw(
             plausible_headers(rng, profile, headers_kind), profile.length_size, rng
         )
-    elif r < 0.9:
-        frame.block = b"a" * rng.choice(
-            (70_000, 300_000, 1_100_000, 3_000_000)
-        )  # a zlib bomb
+    elif r < 0.9:  # a zlib bomb
+        size = rng.choice((70_000, 300_000, 1_100_000, 3_000_000))
+        if size > 1024 * 1024:
+            frame.compressed = _bomb(size)  # over max_inflate_size: the session ends
+        else:
+            frame.block = b"a" * size
     elif r < 0.95:
         frame.compressed = random_bytes(rng, rng.randint(0, 40))
     else:
         frame.compressed = b""
     return frame
+
+
+_BOMBS: dict[int, bytes] = {}
+
+
+def _bomb(size: int) -> bytes:
+    """Raw deflate blocks inflating to ``size`` bytes, compressed once: after
+    the sync flush that ends every block they continue any zlib stream."""
+    if size not in _BOMBS:
+        deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+        _BOMBS[size] = deflate.compress(b"a" * size) + deflate.flush(zlib.Z_SYNC_FLUSH)
+    return _BOMBS[size]
 
 
 def random_frame(
@@ -1555,6 +1600,33 @@ CLIENT_PROLOGUE = (
 )
 
 
+# API calls made between structured frames: pushes left pending while frames
+# arrive, resets, GOAWAY sent before more frames come.
+MID_ACTIONS = {
+    "server": (
+        Action("send_headers", (1, RESPONSE)),
+        Action("push_stream", (1, 2, _push_request("/a.css"))),
+        Action("push_stream", (1, 4, _push_request("/b.js"))),
+        Action("push_stream", (3, 6, _push_request("/c.js"))),
+        Action("send_data", (1, b"Hello, world!")),
+        Action("send_headers", (2, RESPONSE)),
+        Action("reset_stream", (1,)),
+        Action("close_connection", ()),
+        Action("ping", ()),
+        Action("update_settings", ({7: 10},)),
+    ),
+    "client": (
+        Action("send_data", (1, b"Hello, world!")),
+        Action("send_headers", (7, REQUEST), {"end_stream": True}),
+        Action("reset_stream", (3,)),
+        Action("reset_stream", (2,)),
+        Action("close_connection", ()),
+        Action("ping", ()),
+        Action("update_settings", ({7: 1 << 20},)),
+    ),
+}
+
+
 def structured_case(rng: random.Random, version: str, side: str) -> Case:
     profile = VERSIONS[version]
     state = _StructState(side)
@@ -1572,10 +1644,22 @@ def structured_case(rng: random.Random, version: str, side: str) -> Case:
             )
         )
     for _ in range(rng.choice((1, 2, 3, 5, 8, 12, 20))):
-        items.append(random_frame(rng, profile, side, state))
+        r = rng.random()
+        if r < 0.04:
+            # A flood: one frame many times (resets remembered, output bounds).
+            frame = random_frame(rng, profile, side, state)
+            copies = [frame.copy() for _ in range(rng.choice((50, 130, 300)))]
+            if not frame.control and rng.random() < 0.5:
+                for k, copy in enumerate(copies):  # distinct idle streams
+                    copy.word = 101 + 2 * k
+            items += copies
+        elif r < 0.14:
+            items.append(rng.choice(MID_ACTIONS[side]))
+        else:
+            items.append(random_frame(rng, profile, side, state))
         if rng.random() < 0.1:
             items.append(CUT)
-    preset = rng.choice(("default", "default", "default", "large", "small"))
+    preset = rng.choice(("default", "default", "default", "large", "small", "tight"))
     data, cuts, actions = serialize(items, profile, Compressor(profile, rng))
     if rng.random() < 0.1:
         data = mutate_bytes(rng, data, rng.randint(1, 3))
@@ -1726,6 +1810,7 @@ class Stats:
         default_factory=Counter
     )  # by (version, side, signature)
     failing_inputs: int = 0
+    examples: dict = field(default_factory=dict)  # signature -> first detail
     reproducers: dict = field(default_factory=dict)  # signature -> directory
     max_cpu: float = 0.0
     seconds: float = 0.0
@@ -1743,6 +1828,8 @@ class Stats:
         self.failing_inputs += other.failing_inputs
         for signature, path in other.reproducers.items():
             self.reproducers.setdefault(signature, path)
+        for signature, detail in other.examples.items():
+            self.examples.setdefault(signature, detail)
         self.max_cpu = max(self.max_cpu, other.max_cpu)
         self.seconds = max(self.seconds, other.seconds)
 
@@ -1772,6 +1859,7 @@ class Stats:
         )
         for signature, count in self.failures.most_common():
             lines.append(f"FAILURE x{count}: {signature}")
+            lines.append(f"    first: {self.examples.get(signature, '')}")
             if signature in self.reproducers:
                 lines.append(f"    reproducer: {self.reproducers[signature]}")
         return "\n".join(lines)
@@ -1845,6 +1933,9 @@ def campaign(
             stats.failing_inputs += 1
             signature = failure.signature
             stats.failures[signature] += 1
+            stats.examples.setdefault(
+                signature, f"{version} {side}: {failure.detail.splitlines()[0][:160]}"
+            )
             stats.combo_failures[version, side, signature] += 1
             if (
                 out_dir
@@ -1922,7 +2013,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-seconds", type=float, default=None, help="stop after this long"
     )
-    parser.add_argument("--out", default="fuzz-failures", help="where reproducers go")
+    parser.add_argument(
+        "--out",
+        default=os.path.join(tempfile.gettempdir(), "tornado_spdy-fuzz"),
+        help="where reproducers go (default: %(default)s)",
+    )
     parser.add_argument("--minimize-seconds", type=float, default=20.0)
     parser.add_argument(
         "--replay",

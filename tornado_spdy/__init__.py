@@ -1,9 +1,12 @@
 """tornado_spdy: SPDY/2, SPDY/3, SPDY/3.1 and HTTP/2, with server push, for Tornado.
 
-The SPDY protocol core lives in `tornado_spdy.spdy` (no I/O, h2's API).
+`SPDYServer` stands in for `tornado.httpserver.HTTPServer`; the SPDY protocol
+core lives in `tornado_spdy.spdy` (no I/O, h2's API).
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 version = "0.1.0"
 version_info = (0, 1, 0, 0)
@@ -11,4 +14,23 @@ version_info = (0, 1, 0, 0)
 #: Every protocol tornado_spdy speaks, by ALPN id, in its default order of preference.
 PROTOCOLS = ("h2", "spdy/3.1", "spdy/3", "spdy/2", "http/1.1")
 
-__all__ = ["PROTOCOLS", "version", "version_info"]
+if TYPE_CHECKING:
+    from tornado_spdy.server import SPDYServer
+    from tornado_spdy.session import SessionParameters
+
+__all__ = ["PROTOCOLS", "SPDYServer", "SessionParameters", "version", "version_info"]
+
+_LAZY = {
+    "SPDYServer": "tornado_spdy.server",
+    "SessionParameters": "tornado_spdy.session",
+}
+
+
+def __getattr__(name: str) -> Any:
+    # Lazy, so that `import tornado_spdy.spdy` (the core) needs no tornado.
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tornado_spdy' has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)

@@ -89,6 +89,16 @@ class H2Core(h2.connection.H2Connection):
 
     def initiate_connection(self) -> None:
         super().initiate_connection()
+        self._open_session_window()
+
+    def initiate_upgrade_connection(
+        self, settings_header: bytes | None = None
+    ) -> bytes | None:
+        result = super().initiate_upgrade_connection(settings_header)
+        self._open_session_window()
+        return result
+
+    def _open_session_window(self) -> None:
         extra = self._session_window_size - 65535
         if extra > 0:
             self.increment_flow_control_window(extra)

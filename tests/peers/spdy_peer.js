@@ -111,6 +111,9 @@ function setScheme (connection, scheme) {
 }
 
 function createConnection (socket, opts, isServer) {
+  // Without this, Nagle's algorithm holds back small DATA frames until the peer's
+  // (delayed) ACK: a flow-controlled download then crawls at a few MB/s.
+  socket.setNoDelay(true)
   const connection = transport.connection.create(socket, {
     protocol: 'spdy',
     isServer: isServer,

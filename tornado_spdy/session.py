@@ -1,0 +1,461 @@
+"""`Session`: one multiplexed connection (h2 or SPDY) over a Tornado IOStream.
+
+The session owns the IOStream and a protocol core. Its read loop feeds the
+core and dispatches the core's events to `StreamConnection` objects; it never
+waits on a stream's handler. Its write pump runs once per IOLoop pass: it hands
+the core what the streams have queued, most urgent first and round-robin among
+equals, within the flow-control windows and a bound on the bytes waiting in the
+IOStream, then writes everything the core produced in one ``write()``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tornado import iostream
+from tornado.concurrent import Future, future_set_result_unless_cancelled
+from tornado.gen import convert_yielded
+from tornado.ioloop import IOLoop
+from tornado.log import app_log, gen_log
+
+from tornado_spdy import spdy
+from tornado_spdy.http2 import (
+    CANCEL,
+    INTERNAL_ERROR,
+    REFUSED_STREAM,
+    SEND_ERRORS,
+    SESSION_ERRORS,
+    Core,
+    H2Core,
+    core_family,
+    event_table,
+    framing_of,
+    request_priority,
+)
+from tornado_spdy.stream import Headers, StreamConnection
+
+if TYPE_CHECKING:
+    from tornado_spdy.server import SPDYServer
+
+#: ``request.version`` of each protocol.
+VERSION_STRINGS = {
+    "h2": "HTTP/2",
+    "spdy/3.1": "SPDY/3.1",
+    "spdy/3": "SPDY/3",
+    "spdy/2": "SPDY/2",
+}
+
+_RESET_CODES = {"cancel": CANCEL, "internal": INTERNAL_ERROR, "refused": REFUSED_STREAM}
+
+
+@dataclass
+class SessionParameters:
+    """Limits and timeouts of multiplexed sessions, with safe defaults.
+
+    :arg max_concurrent_streams: streams a peer may have open at once
+        (advertised); more are refused.
+    :arg initial_window_size: our receive window per stream: how much a peer
+        may send ahead of a slow handler.
+    :arg session_window_size: our receive window for the whole connection (h2
+        and SPDY/3.1).
+    :arg max_header_size: bytes of one received header list (after inflate).
+    :arg max_header_fields: fields of one received header list (SPDY).
+    :arg chunk_size: bytes read from the socket at a time.
+    :arg max_frame_size: the largest DATA frame payload we send.
+    :arg max_body_size: the largest request body accepted; a larger one resets
+        its stream.
+    :arg body_timeout: seconds a request body may take to arrive.
+    :arg idle_connection_timeout: seconds a session with no open stream stays.
+    :arg decompress: gunzip request bodies sent with ``Content-Encoding: gzip``.
+    :arg write_buffer_size: bytes that may wait in the IOStream before the
+        write pump pauses (and the read loop with it).
+    """
+
+    max_concurrent_streams: int = 100
+    initial_window_size: int = 256 * 1024
+    session_window_size: int = 16 * 1024 * 1024
+    max_header_size: int = 64 * 1024
+    max_header_fields: int = 100
+    chunk_size: int = 64 * 1024
+    max_frame_size: int = 16 * 1024
+    max_body_size: int = 100 * 1024 * 1024
+    body_timeout: float | None = None
+    idle_connection_timeout: float = 3600.0
+    decompress: bool = False
+    write_buffer_size: int = 1024 * 1024
+
+
+def new_core(framing: str, client_side: bool, params: SessionParameters) -> Core:
+    """A protocol core for ``framing`` (``"h2"`` or a SPDY version)."""
+    if framing == "h2":
+        return H2Core(
+            client_side,
+            max_concurrent_streams=params.max_concurrent_streams,
+            initial_window_size=params.initial_window_size,
+            session_window_size=params.session_window_size,
+            max_header_list_size=params.max_header_size,
+        )
+    config = spdy.SPDYConfiguration(
+        client_side=client_side,
+        version=framing,
+        max_concurrent_streams=params.max_concurrent_streams,
+        initial_window_size=params.initial_window_size,
+        initial_session_window_size=params.session_window_size,
+        max_header_list_size=params.max_header_size,
+        max_header_fields=params.max_header_fields,
+        max_outbound_frame_size=params.max_frame_size,
+    )
+    return spdy.SPDYConnection(config)
+
+
+class Session:
+    """One h2 or SPDY connection serving Tornado's delegates.
+
+    :arg stream: the connection (TLS handshake done).
+    :arg core: the protocol core, from `new_core`.
+    :arg params: limits and timeouts.
+    :arg context: the connection's request context (remote address, scheme).
+    :arg server: the `SPDYServer` whose ``start_request`` makes delegates.
+    """
+
+    def __init__(
+        self,
+        stream: iostream.IOStream,
+        core: Core,
+        params: SessionParameters,
+        context: Any,
+        server: SPDYServer,
+    ):
+        self.stream = stream
+        self.core = core
+        self.params = params
+        self.context = context
+        self.server = server
+        self.framing = framing_of(core)
+        self.version = VERSION_STRINGS[self.framing]
+        self._family = core_family(core)
+        self.io_loop = IOLoop.current()
+        self.streams: dict[int, StreamConnection] = {}
+        self._ready: dict[StreamConnection, None] = {}  # streams with output
+        self._flush_scheduled = False
+        self._unflushed = 0  # bytes handed to the IOStream, not yet on the wire
+        self._draining = False  # GOAWAY sent: no new streams
+        self._closed = False
+        self._closed_future: Future[None] = Future()
+        self._last_activity = self.io_loop.time()
+        self._idle_timer: object | None = None
+        self._drained: Future[None] | None = None
+        self._events = event_table(
+            {
+                "RequestReceived": self._on_request,
+                "DataReceived": self._on_data,
+                "StreamEnded": self._on_stream_ended,
+                "StreamReset": self._on_stream_reset,
+                "WindowUpdated": self._on_window,
+                "RemoteSettingsChanged": self._on_window,
+                "ConnectionTerminated": self._on_goaway,
+            }
+        )
+
+    def __repr__(self) -> str:
+        return f"<Session {self.framing} {self.context}>"
+
+    def start(
+        self, initial_data: bytes = b"", upgrade: tuple[bytes, Headers] | None = None
+    ) -> None:
+        """Send our preface and serve.
+
+        :arg initial_data: bytes already read from the connection (sniffed).
+        :arg upgrade: for h2c by ``Upgrade``: the client's ``HTTP2-Settings``
+            and the upgraded request, which becomes stream 1.
+        """
+        self.stream.set_nodelay(True)
+        if upgrade is None:
+            self.core.initiate_connection()
+        else:
+            settings, headers = upgrade
+            assert isinstance(self.core, H2Core)
+            self.core.initiate_upgrade_connection(settings)
+            stream = StreamConnection(self, 1)
+            self.streams[1] = stream
+            stream.start_request(headers)
+            stream.end_received()
+        self._arm_idle_timer()
+        future = convert_yielded(self._read_loop(initial_data))
+        self.io_loop.add_future(future, lambda f: f.result())
+
+    # ------------------------------------------------------------ reading
+
+    async def _read_loop(self, data: bytes) -> None:
+        try:
+            self._flush()
+            while True:
+                if data:
+                    self._receive(data)
+                    if self._closed:
+                        return
+                if self._unflushed > self.params.write_buffer_size:
+                    await self._wait_drained()  # a peer that does not read
+                data = await self.stream.read_bytes(
+                    self.params.chunk_size, partial=True
+                )
+                self._last_activity = self.io_loop.time()
+        except iostream.StreamClosedError:
+            pass
+        except Exception:
+            app_log.error("Error in %r", self, exc_info=True)
+        finally:
+            self._connection_lost()
+
+    def _receive(self, data: bytes) -> None:
+        try:
+            events = self.core.receive_data(data)
+        except SESSION_ERRORS as exc:
+            gen_log.info("%s from %s: %s; closing", self.framing, self.context, exc)
+            self._close_after_flush()
+            return
+        table = self._events
+        for event in events:
+            handler = table.get(type(event))
+            if handler is not None:
+                handler(event)
+        self.schedule_flush()
+
+    def _on_request(self, event: Any) -> None:
+        stream_id = event.stream_id
+        if self._draining:
+            self._reset(stream_id, "refused")
+            return
+        priority = request_priority(self.core, event)
+        stream = StreamConnection(self, stream_id, priority)
+        self.streams[stream_id] = stream
+        self._disarm_idle_timer()
+        stream.start_request(event.headers)
+
+    def _on_data(self, event: Any) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is None:
+            self.acknowledge(event.stream_id, event.flow_controlled_length)
+        else:
+            stream.data_received(event.data, event.flow_controlled_length)
+
+    def _on_stream_ended(self, event: Any) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.end_received()
+
+    def _on_stream_reset(self, event: Any) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            gen_log.debug(
+                "%s stream %s reset: %s",
+                self.framing,
+                stream.stream_id,
+                event.error_code,
+            )
+            stream.close()
+
+    def _on_window(self, event: Any) -> None:
+        if self._ready:
+            self.schedule_flush()
+
+    def _on_goaway(self, event: Any) -> None:
+        gen_log.debug(
+            "%s from %s: GOAWAY %s", self.framing, self.context, event.error_code
+        )
+        self.start_draining()
+
+    # ------------------------------------------------------------ writing
+
+    def schedule(self, stream: StreamConnection) -> None:
+        """``stream`` has something to send."""
+        self._ready[stream] = None
+        self.schedule_flush()
+
+    def schedule_flush(self) -> None:
+        if not self._flush_scheduled and not self._closed:
+            self._flush_scheduled = True
+            self.io_loop.add_callback(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._closed:
+            return
+        if self._ready:
+            self._pump(self.params.write_buffer_size - self._unflushed)
+        data = self.core.data_to_send()
+        if data:
+            self._write(data)
+        elif self._draining and not self.streams:
+            self._close_after_flush()
+
+    def _pump(self, budget: int) -> None:
+        """Send for ready streams: by priority, round-robin among equals."""
+        ready = self._ready
+        quantum = self.core.max_outbound_frame_size
+        order = sorted(ready, key=_send_order)
+        for _, group in itertools.groupby(order, key=_priority):
+            active = list(group)
+            while active:
+                still_active = []
+                for stream in active:
+                    try:
+                        sent = stream.send_ready(min(budget, quantum))
+                    except SEND_ERRORS:
+                        gen_log.debug("%r: send failed", stream, exc_info=True)
+                        stream.close()
+                        continue
+                    budget -= sent
+                    if not stream.wants_to_send:
+                        ready.pop(stream, None)
+                    elif sent:
+                        still_active.append(stream)
+                if budget <= 0:
+                    return
+                active = still_active
+
+    def _write(self, data: bytes) -> None:
+        size = len(data)
+        self._unflushed += size
+        try:
+            future = self.stream.write(data)
+        except iostream.StreamClosedError:
+            return
+        future.add_done_callback(lambda f: self._written(f, size))
+
+    def _written(self, future: Future[None], size: int) -> None:
+        self._unflushed -= size
+        if future.exception() is not None:
+            return
+        if self._unflushed <= self.params.write_buffer_size // 2:
+            if self._drained is not None:
+                future_set_result_unless_cancelled(self._drained, None)
+                self._drained = None
+            if self._ready:
+                self.schedule_flush()
+
+    async def _wait_drained(self) -> None:
+        if self._drained is None:
+            self._drained = Future()
+        await self._drained
+
+    def acknowledge(self, stream_id: int, length: int) -> None:
+        """Give ``length`` consumed bytes back to the peer's window."""
+        if length:
+            try:
+                self.core.acknowledge_received_data(length, stream_id)
+            except SEND_ERRORS:
+                pass
+            self.schedule_flush()
+
+    def _reset(self, stream_id: int, reason: str) -> None:
+        try:
+            self.core.reset_stream(stream_id, _RESET_CODES[reason][self._family])
+        except SEND_ERRORS:
+            pass  # already closed in the core
+        self.schedule_flush()
+
+    def reset_stream(self, stream: StreamConnection, reason: str) -> None:
+        """Reset ``stream`` on the wire (the stream closes itself)."""
+        self._reset(stream.stream_id, reason)
+
+    def reset_after_response(self, stream: StreamConnection) -> None:
+        """The response ended before the request: tell the peer to stop
+        sending (h2: NO_ERROR, RFC 9113 section 8.1; SPDY: CANCEL)."""
+        code = 0 if self._family == "h2" else spdy.StatusCode.CANCEL
+        try:
+            self.core.reset_stream(stream.stream_id, code)
+        except SEND_ERRORS:
+            pass
+        stream.close()
+
+    def stream_closed(self, stream: StreamConnection) -> None:
+        """Called once by each stream as it ends."""
+        self.streams.pop(stream.stream_id, None)
+        self._ready.pop(stream, None)
+        if not self.streams:
+            if self._draining:
+                self.schedule_flush()
+            else:
+                self._arm_idle_timer()
+
+    # ------------------------------------------------------------ closing
+
+    def start_draining(self) -> None:
+        """Send GOAWAY: streams already accepted finish, new ones are refused;
+        the connection closes when the last stream is done."""
+        if self._draining or self._closed:
+            return
+        self._draining = True
+        try:
+            self.core.close_connection()
+        except SEND_ERRORS:
+            pass
+        self.schedule_flush()
+
+    async def close(self) -> None:
+        """Close gracefully and wait until the connection is gone."""
+        self.start_draining()
+        await self._closed_future
+
+    def _close_after_flush(self) -> None:
+        data = self.core.data_to_send()
+        if data:
+            self._write(data)
+        if self._unflushed:
+            self._draining = True
+            self._wait_then_close()
+        else:
+            self.stream.close()
+
+    def _wait_then_close(self) -> None:
+        future = convert_yielded(self._wait_drained_fully())
+        self.io_loop.add_future(future, lambda f: self.stream.close())
+
+    async def _wait_drained_fully(self) -> None:
+        while self._unflushed and not self.stream.closed():
+            await self._wait_drained()
+
+    def _connection_lost(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._disarm_idle_timer()
+        for stream in list(self.streams.values()):
+            stream.close()
+        self.stream.close()
+        if self._drained is not None:
+            future_set_result_unless_cancelled(self._drained, None)
+        self.server.on_close(self)
+        future_set_result_unless_cancelled(self._closed_future, None)
+
+    def _arm_idle_timer(self) -> None:
+        timeout = self.params.idle_connection_timeout
+        if timeout and self._idle_timer is None and not self._closed:
+            self._idle_timer = self.io_loop.call_later(timeout, self._idle_check)
+
+    def _disarm_idle_timer(self) -> None:
+        if self._idle_timer is not None:
+            self.io_loop.remove_timeout(self._idle_timer)
+            self._idle_timer = None
+
+    def _idle_check(self) -> None:
+        self._idle_timer = None
+        if self.streams or self._closed:
+            return
+        idle = self.io_loop.time() - self._last_activity
+        if idle >= self.params.idle_connection_timeout:
+            gen_log.debug("%r idle for %.0fs: closing", self, idle)
+            self.start_draining()
+        else:
+            self._arm_idle_timer()
+
+
+def _priority(stream: StreamConnection) -> int:
+    return stream.priority
+
+
+def _send_order(stream: StreamConnection) -> tuple[int, int]:
+    return (stream.priority, stream.stream_id)

@@ -1,0 +1,445 @@
+"""`StreamConnection`: one stream of a multiplexed session as a
+`tornado.httputil.HTTPConnection`.
+
+Tornado's `HTTPMessageDelegate` (a `RequestHandler`'s dispatcher on a server)
+receives the stream's headers, body and end exactly as it would from
+`tornado.http1connection.HTTP1Connection`; what it writes is queued here and
+sent by the `Session`'s write pump as flow control allows.
+"""
+
+from __future__ import annotations
+
+import collections
+import copy
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from tornado import httputil, iostream
+from tornado.concurrent import Future, future_set_result_unless_cancelled
+from tornado.http1connection import _GzipMessageDelegate
+from tornado.log import app_log, gen_log
+
+if TYPE_CHECKING:
+    from tornado_spdy.session import Session
+
+Headers = list[tuple[bytes, bytes]]
+
+#: Header fields of one HTTP/1.1 hop, meaningless (h2: forbidden) in a stream.
+HOP_BY_HOP = frozenset(
+    ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade")
+)
+
+_END = None  # the inbox marker for the end of the peer's side
+
+
+class StreamClosedError(iostream.StreamClosedError):
+    """The stream was reset or its session closed; what was written is lost."""
+
+
+def request_from_headers(
+    headers: Headers,
+) -> tuple[str, str, str | None, httputil.HTTPHeaders]:
+    """Split a received h2-style header list into method, path, authority and
+    Tornado `HTTPHeaders` (with ``Host`` set from ``:authority``; cookies
+    joined with ``"; "`` as RFC 9113 section 8.2.3 asks)."""
+    method = path = authority = None
+    fields = httputil.HTTPHeaders()
+    cookies: list[str] = []
+    for name, value in headers:
+        if name[:1] == b":":
+            if name == b":method":
+                method = value.decode("latin1")
+            elif name == b":path":
+                path = value.decode("latin1")
+            elif name == b":authority":
+                authority = value.decode("latin1")
+        elif name == b"cookie":
+            cookies.append(value.decode("latin1"))
+        else:
+            fields.add(name.decode("latin1"), value.decode("latin1"))
+    if cookies:
+        fields["Cookie"] = "; ".join(cookies)
+    if authority is not None and "Host" not in fields:
+        fields["Host"] = authority
+    return method or "", path or "", authority, fields
+
+
+def response_to_headers(
+    start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders
+) -> Headers:
+    """A Tornado response head as an h2-style header list for either core."""
+    result: Headers = [(b":status", b"%d" % start_line.code)]
+    for name, value in headers.get_all():
+        lower = name.lower()
+        if lower not in HOP_BY_HOP:
+            result.append((lower.encode("latin1"), value.encode("latin1")))
+    return result
+
+
+class StreamConnection(httputil.HTTPConnection):
+    """One stream of a `Session`, as Tornado's delegates see a connection.
+
+    Besides the three `HTTPConnection` methods it offers what Tornado's callers
+    use of `HTTP1Connection`: ``context``, ``stream`` (the session's IOStream,
+    for `HTTPServerRequest.get_ssl_certificate`), `set_close_callback`,
+    `set_max_body_size`, `set_body_timeout` and `detach` (which raises).
+
+    :arg session: the session the stream belongs to.
+    :arg stream_id: its id in the protocol.
+    :arg priority: its urgency, 0 (highest) to 7.
+    """
+
+    def __init__(self, session: Session, stream_id: int, priority: int = 3):
+        self.session = session
+        self.stream_id = stream_id
+        self.priority = priority
+        self.framing = session.framing
+        self.stream = session.stream
+        # Per stream: the xheaders adapter rewrites the context in place.
+        self.context = copy.copy(session.context)
+        self.delegate: httputil.HTTPMessageDelegate | None = None
+        self.request: httputil.HTTPServerRequest | None = None
+        self.params = session.params
+        self._max_body_size = session.params.max_body_size
+        self._body_timeout = session.params.body_timeout
+        self._body_timer: object | None = None
+        self._received = 0
+        # Inbound: what waits for the delegate while it is busy.
+        self._inbox: collections.deque[tuple[bytes | memoryview, int] | None] = (
+            collections.deque()
+        )
+        self._busy = False  # a delegate call's future is pending
+        self._delegate_done = False  # finish() or on_connection_close() delivered
+        self._remote_ended = False
+        # Outbound: the head, the body chunks and their writers' futures.
+        self._head: Headers | None = None
+        self._head_sent = False
+        self._chunks: collections.deque[memoryview] = collections.deque()
+        self._waiters: collections.deque[tuple[int, Future[None]]] = collections.deque()
+        self._queued = 0
+        self._sent = 0
+        self._finishing = False
+        self._local_ended = False
+        self._closed = False
+        self._close_callback: Callable[[], None] | None = None
+
+    def __repr__(self) -> str:
+        return f"<StreamConnection {self.framing} {self.stream_id}>"
+
+    # ----------------------------------------------------- HTTPConnection API
+
+    def write_headers(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+        chunk: bytes | None = None,
+    ) -> Future[None]:
+        """Queue the response head (and a first chunk)."""
+        if self._head is not None or self._head_sent:
+            raise httputil.HTTPOutputError("headers written twice")
+        assert isinstance(start_line, httputil.ResponseStartLine)
+        self._head = response_to_headers(start_line, headers)
+        self.session.schedule(self)
+        return self.write(chunk or b"")
+
+    def write(self, chunk: bytes) -> Future[None]:
+        """Queue a body chunk; the future resolves once flow control let all
+        of it go to the socket."""
+        future: Future[None] = Future()
+        if self._closed:
+            future.set_exception(StreamClosedError())
+            future.exception()  # retrieved: callers may never await it
+            return future
+        if self._finishing:
+            raise httputil.HTTPOutputError("write() after finish()")
+        if chunk:
+            self._chunks.append(memoryview(chunk))
+            self._queued += len(chunk)
+            self.session.schedule(self)
+        if self._sent >= self._queued:
+            future.set_result(None)
+        else:
+            self._waiters.append((self._queued, future))
+        return future
+
+    def finish(self) -> None:
+        """End the response once everything queued is sent."""
+        if self._finishing or self._closed:
+            return
+        self._finishing = True
+        self.session.schedule(self)
+
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        """Call ``callback`` if the stream is reset or its session lost."""
+        self._close_callback = callback
+
+    def set_max_body_size(self, max_body_size: int) -> None:
+        self._max_body_size = max_body_size
+
+    def set_body_timeout(self, timeout: float) -> None:
+        self._body_timeout = timeout
+        self._start_body_timer()
+
+    def detach(self) -> iostream.IOStream:
+        raise NotImplementedError(
+            f"a {self.framing} stream shares its connection with other streams "
+            "and cannot be detached (WebSocket needs HTTP/1.1)"
+        )
+
+    # ------------------------------------------------------- inbound (server)
+
+    def start_request(self, headers: Headers) -> None:
+        """Hand a received request to the server's delegate."""
+        method, path, _, fields = request_from_headers(headers)
+        start_line = httputil.RequestStartLine(method, path, self.session.version)
+        delegate = self.session.server.start_request(self.session, self)
+        if self.params.decompress:
+            delegate = _GzipMessageDelegate(
+                delegate, self.params.chunk_size, self._max_body_size
+            )
+        self.delegate = delegate
+        self._start_body_timer()
+        self._call(delegate.headers_received, start_line, fields)
+        self.request = _find_request(delegate)
+        if self.request is not None:
+            self.request.framing = self.framing  # type: ignore[attr-defined]
+            self.request.priority = self.priority  # type: ignore[attr-defined]
+
+    def data_received(self, data: bytes | memoryview, length: int) -> None:
+        """DATA from the peer; ``length`` is what flow control counted."""
+        if self._delegate_done:
+            self.session.acknowledge(self.stream_id, length)
+            return
+        self._received += len(data)
+        if self._received > self._max_body_size:
+            gen_log.info(
+                "%s stream %s from %s: body over %s bytes",
+                self.framing,
+                self.stream_id,
+                self.context,
+                self._max_body_size,
+            )
+            self.session.acknowledge(self.stream_id, length)
+            self.reset("cancel")
+            return
+        self._inbox.append((data, length))
+        if not self._busy:
+            self._drain_inbox()
+
+    def end_received(self) -> None:
+        """The peer finished its side."""
+        self._remote_ended = True
+        self._cancel_body_timer()
+        self._inbox.append(_END)
+        if not self._busy:
+            self._drain_inbox()
+        self._maybe_done()
+
+    def _drain_inbox(self) -> None:
+        inbox = self._inbox
+        delegate = self.delegate
+        while inbox and not self._busy and not self._delegate_done:
+            item = inbox.popleft()
+            if delegate is None:
+                continue
+            if item is _END:
+                self._delegate_done = True
+                self._call(delegate.finish)
+                continue
+            data, length = item
+            if type(data) is not bytes:
+                data = bytes(data)
+            if not self._call(delegate.data_received, data, acknowledge=length):
+                self.session.acknowledge(self.stream_id, length)
+
+    def _call(
+        self, method: Callable[..., Any], *args: Any, acknowledge: int = 0
+    ) -> bool:
+        """Call a delegate method; True if it returned a future to wait on.
+
+        ``acknowledge`` bytes are given back to flow control when that future
+        resolves. An exception resets this stream alone.
+        """
+        try:
+            result = method(*args)
+        except Exception:
+            self._delegate_failed()
+            return False
+        if result is None:
+            return False
+        self._busy = True
+        future: Future[Any] = _as_future(result)
+        future.add_done_callback(lambda f: self._resume(f, acknowledge))
+        return True
+
+    def _resume(self, future: Future[Any], length: int) -> None:
+        self._busy = False
+        try:
+            future.result()
+        except Exception:
+            self._delegate_failed()
+            return
+        if length:
+            self.session.acknowledge(self.stream_id, length)
+        self._drain_inbox()
+        self.session.schedule_flush()
+
+    def _delegate_failed(self) -> None:
+        app_log.error(
+            "Uncaught exception in %s stream %s",
+            self.framing,
+            self.stream_id,
+            exc_info=True,
+        )
+        self._delegate_done = True  # it failed: no on_connection_close for it
+        self.reset("internal")
+
+    # ------------------------------------------------------ outbound (pump)
+
+    def send_ready(self, budget: int) -> int:
+        """Hand the core what it may take now: the head, then DATA frames
+        within the windows and ``budget`` bytes, then the end of the stream.
+
+        :returns: the bytes of DATA sent; the stream stays scheduled while it
+            has more to send.
+        """
+        core = self.session.core
+        stream_id = self.stream_id
+        if self._head is not None:
+            end = self._finishing and not self._chunks
+            core.send_headers(stream_id, self._head, end_stream=end)
+            self._head = None
+            self._head_sent = True
+            if end:
+                self._local_end()
+                return 0
+        sent = 0
+        chunks = self._chunks
+        frame_size = core.max_outbound_frame_size
+        while chunks and sent < budget:
+            window = core.local_flow_control_window(stream_id)
+            if window <= 0:
+                break
+            chunk = chunks[0]
+            size = min(len(chunk), window, frame_size, budget - sent)
+            last = size == len(chunk)
+            end = last and self._finishing and len(chunks) == 1
+            core.send_data(stream_id, chunk[:size], end_stream=end)
+            sent += size
+            if last:
+                chunks.popleft()
+            else:
+                chunks[0] = chunk[size:]
+            if end:
+                self._sent += sent
+                self._local_end()
+                return sent
+        self._sent += sent
+        self._wake_writers()
+        if not chunks and self._finishing and self._head_sent:
+            core.end_stream(stream_id)
+            self._local_end()
+        return sent
+
+    @property
+    def wants_to_send(self) -> bool:
+        if self._closed or self._local_ended:
+            return False
+        return self._head is not None or bool(self._chunks) or self._finishing
+
+    def _wake_writers(self) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self._sent:
+            future_set_result_unless_cancelled(waiters.popleft()[1], None)
+
+    def _local_end(self) -> None:
+        self._local_ended = True
+        self._wake_writers()
+        if not self._remote_ended:
+            # The response is complete before the request: stop the upload.
+            self.session.reset_after_response(self)
+        self._maybe_done()
+
+    def _maybe_done(self) -> None:
+        if self._local_ended and self._remote_ended:
+            self.close()
+
+    # ------------------------------------------------------------- the end
+
+    def reset(self, reason: str) -> None:
+        """Reset the stream (``"cancel"``, ``"internal"`` or ``"refused"``)."""
+        if not self._closed:
+            self.session.reset_stream(self, reason)
+            self.close()
+
+    def close(self) -> None:
+        """The stream is over, whichever way; runs exactly once."""
+        if self._closed:
+            return
+        self._closed = True
+        self._cancel_body_timer()
+        self._inbox.clear()
+        self._chunks.clear()
+        self.session.stream_closed(self)
+        aborted = not (self._local_ended and self._remote_ended)
+        if not self._delegate_done and self.delegate is not None:
+            self._delegate_done = True
+            try:
+                self.delegate.on_connection_close()
+            except Exception:
+                app_log.error("Exception in on_connection_close", exc_info=True)
+        callback, self._close_callback = self._close_callback, None
+        if callback is not None and aborted:
+            try:
+                callback()
+            except Exception:
+                app_log.error("Exception in close callback", exc_info=True)
+        while self._waiters:
+            future = self._waiters.popleft()[1]
+            if not future.done():
+                future.set_exception(StreamClosedError())
+                future.exception()
+
+    def _start_body_timer(self) -> None:
+        self._cancel_body_timer()
+        if self._body_timeout and not self._remote_ended:
+            io_loop = self.session.io_loop
+            self._body_timer = io_loop.call_later(
+                self._body_timeout, self._body_timed_out
+            )
+
+    def _cancel_body_timer(self) -> None:
+        if self._body_timer is not None:
+            self.session.io_loop.remove_timeout(self._body_timer)
+            self._body_timer = None
+
+    def _body_timed_out(self) -> None:
+        self._body_timer = None
+        gen_log.info(
+            "%s stream %s from %s: body timeout",
+            self.framing,
+            self.stream_id,
+            self.context,
+        )
+        self.reset("cancel")
+
+
+def _as_future(result: Awaitable[Any]) -> Future[Any]:
+    from tornado.gen import convert_yielded
+
+    return convert_yielded(result)  # type: ignore[return-value]
+
+
+def _find_request(delegate: Any) -> httputil.HTTPServerRequest | None:
+    """The `HTTPServerRequest` a delegate chain made in ``headers_received``
+    (Tornado's dispatcher, its xheaders and gzip adapters)."""
+    for _ in range(4):
+        if delegate is None:
+            return None
+        request = getattr(delegate, "request", None)
+        if isinstance(request, httputil.HTTPServerRequest):
+            return request
+        delegate = getattr(delegate, "delegate", None) or getattr(
+            delegate, "_delegate", None
+        )
+    return None
