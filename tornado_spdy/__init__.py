@@ -15,12 +15,21 @@ version_info = (0, 1, 0, 0)
 PROTOCOLS = ("h2", "spdy/3.1", "spdy/3", "spdy/2", "http/1.1")
 
 if TYPE_CHECKING:
+    from tornado_spdy.client import SPDYClient
     from tornado_spdy.server import SPDYServer
     from tornado_spdy.session import SessionParameters
 
-__all__ = ["PROTOCOLS", "SPDYServer", "SessionParameters", "version", "version_info"]
+__all__ = [
+    "PROTOCOLS",
+    "SPDYClient",
+    "SPDYServer",
+    "SessionParameters",
+    "version",
+    "version_info",
+]
 
 _LAZY = {
+    "SPDYClient": "tornado_spdy.client",
     "SPDYServer": "tornado_spdy.server",
     "SessionParameters": "tornado_spdy.session",
 }

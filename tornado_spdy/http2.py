@@ -29,6 +29,9 @@ SESSION_ERRORS = (spdy.ProtocolError, h2.exceptions.ProtocolError)
 #: Errors of a sending call on a stream the peer has reset or we closed.
 STREAM_GONE = (spdy.StreamClosedError, h2.exceptions.StreamClosedError)
 
+#: The peer's MAX_CONCURRENT_STREAMS stops a new stream.
+TOO_MANY_STREAMS = (spdy.TooManyStreamsError, h2.exceptions.TooManyStreamsError)
+
 #: Errors of any sending call (the stream or the session is gone).
 SEND_ERRORS = (spdy.SPDYError, h2.exceptions.H2Error)
 

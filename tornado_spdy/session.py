@@ -96,6 +96,7 @@ def new_core(framing: str, client_side: bool, params: SessionParameters) -> Core
             initial_window_size=params.initial_window_size,
             session_window_size=params.session_window_size,
             max_header_list_size=params.max_header_size,
+            enable_push=False,
         )
     config = spdy.SPDYConfiguration(
         client_side=client_side,
@@ -106,6 +107,7 @@ def new_core(framing: str, client_side: bool, params: SessionParameters) -> Core
         max_header_list_size=params.max_header_size,
         max_header_fields=params.max_header_fields,
         max_outbound_frame_size=params.max_frame_size,
+        enable_push=False,
     )
     return spdy.SPDYConnection(config)
 
@@ -117,7 +119,8 @@ class Session:
     :arg core: the protocol core, from `new_core`.
     :arg params: limits and timeouts.
     :arg context: the connection's request context (remote address, scheme).
-    :arg server: the `SPDYServer` whose ``start_request`` makes delegates.
+    :arg server: on a server, the `SPDYServer` whose ``start_request`` makes
+        delegates; on a client, the owner told of the end by ``on_close``.
     """
 
     def __init__(
@@ -126,7 +129,7 @@ class Session:
         core: Core,
         params: SessionParameters,
         context: Any,
-        server: SPDYServer,
+        server: SPDYServer | Any,
     ):
         self.stream = stream
         self.core = core
@@ -136,6 +139,9 @@ class Session:
         self.framing = framing_of(core)
         self.version = VERSION_STRINGS[self.framing]
         self._family = core_family(core)
+        self.client_side = bool(core.config.client_side)
+        self.scheme = "https" if isinstance(stream, iostream.SSLIOStream) else "http"
+        self._next_stream_id = 1  # client side: ids are ours to hand out
         self.io_loop = IOLoop.current()
         self.streams: dict[int, StreamConnection] = {}
         self._ready: dict[StreamConnection, None] = {}  # streams with output
@@ -150,6 +156,8 @@ class Session:
         self._events = event_table(
             {
                 "RequestReceived": self._on_request,
+                "ResponseReceived": self._on_response,
+                "PushedStreamReceived": self._on_push,
                 "DataReceived": self._on_data,
                 "StreamEnded": self._on_stream_ended,
                 "StreamReset": self._on_stream_reset,
@@ -234,6 +242,15 @@ class Session:
         self._disarm_idle_timer()
         stream.start_request(event.headers)
 
+    def _on_response(self, event: Any) -> None:
+        stream = self.streams.get(event.stream_id)
+        if stream is not None:
+            stream.response_received(event.headers)
+
+    def _on_push(self, event: Any) -> None:
+        # Pushes are accepted by the client in a later version; refuse them.
+        self._reset(event.pushed_stream_id, "refused")
+
     def _on_data(self, event: Any) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is None:
@@ -265,7 +282,28 @@ class Session:
         gen_log.debug(
             "%s from %s: GOAWAY %s", self.framing, self.context, event.error_code
         )
+        if self.client_side:
+            # Our streams the server never saw will not be answered.
+            for stream in list(self.streams.values()):
+                if stream.stream_id > event.last_stream_id:
+                    stream.close()
         self.start_draining()
+
+    # ------------------------------------------------------------ client
+
+    @property
+    def accepts_streams(self) -> bool:
+        """A client may open another stream here."""
+        return not (self._draining or self._closed)
+
+    def new_stream(self, priority: int = 3) -> StreamConnection:
+        """A new client stream; it opens when its head is written."""
+        stream_id = self._next_stream_id
+        self._next_stream_id += 2
+        stream = StreamConnection(self, stream_id, priority)
+        self.streams[stream_id] = stream
+        self._disarm_idle_timer()
+        return stream
 
     # ------------------------------------------------------------ writing
 
@@ -294,6 +332,10 @@ class Session:
     def _pump(self, budget: int) -> None:
         """Send for ready streams: by priority, round-robin among equals."""
         ready = self._ready
+        for stream in sorted(ready, key=_stream_id):
+            # Heads first, in stream-id order: ids must open in sequence.
+            if stream.has_head and not stream.send_head():
+                break
         quantum = self.core.max_outbound_frame_size
         order = sorted(ready, key=_send_order)
         for _, group in itertools.groupby(order, key=_priority):
@@ -422,6 +464,7 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        self._draining = True
         self._disarm_idle_timer()
         for stream in list(self.streams.values()):
             stream.close()
@@ -455,6 +498,10 @@ class Session:
 
 def _priority(stream: StreamConnection) -> int:
     return stream.priority
+
+
+def _stream_id(stream: StreamConnection) -> int:
+    return stream.stream_id
 
 
 def _send_order(stream: StreamConnection) -> tuple[int, int]:

@@ -19,6 +19,8 @@ from tornado.concurrent import Future, future_set_result_unless_cancelled
 from tornado.http1connection import _GzipMessageDelegate
 from tornado.log import app_log, gen_log
 
+from tornado_spdy.http2 import TOO_MANY_STREAMS
+
 if TYPE_CHECKING:
     from tornado_spdy.session import Session
 
@@ -64,6 +66,39 @@ def request_from_headers(
     return method or "", path or "", authority, fields
 
 
+def request_to_headers(
+    start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders, scheme: str
+) -> Headers:
+    """A Tornado request head as an h2-style header list for either core."""
+    result: Headers = [
+        (b":method", start_line.method.encode("latin1")),
+        (b":path", start_line.path.encode("latin1")),
+        (b":scheme", scheme.encode("latin1")),
+        (b":authority", headers.get("Host", "").encode("latin1")),
+    ]
+    for name, value in headers.get_all():
+        lower = name.lower()
+        if lower not in HOP_BY_HOP and lower != "host":
+            result.append((lower.encode("latin1"), value.encode("latin1")))
+    return result
+
+
+def response_from_headers(
+    headers: Headers, version: str
+) -> tuple[httputil.ResponseStartLine, httputil.HTTPHeaders]:
+    """A received h2-style response header list as Tornado's start line and
+    headers."""
+    code = 0
+    fields = httputil.HTTPHeaders()
+    for name, value in headers:
+        if name == b":status":
+            code = int(value)
+        elif name[:1] != b":":
+            fields.add(name.decode("latin1"), value.decode("latin1"))
+    reason = httputil.responses.get(code, "Unknown")
+    return httputil.ResponseStartLine(version, code, reason), fields
+
+
 def response_to_headers(
     start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders
 ) -> Headers:
@@ -100,6 +135,7 @@ class StreamConnection(httputil.HTTPConnection):
         self.delegate: httputil.HTTPMessageDelegate | None = None
         self.request: httputil.HTTPServerRequest | None = None
         self.params = session.params
+        self.decompress = session.params.decompress
         self._max_body_size = session.params.max_body_size
         self._body_timeout = session.params.body_timeout
         self._body_timer: object | None = None
@@ -122,6 +158,7 @@ class StreamConnection(httputil.HTTPConnection):
         self._local_ended = False
         self._closed = False
         self._close_callback: Callable[[], None] | None = None
+        self._response_done: Future[bool] | None = None  # client side
 
     def __repr__(self) -> str:
         return f"<StreamConnection {self.framing} {self.stream_id}>"
@@ -134,11 +171,14 @@ class StreamConnection(httputil.HTTPConnection):
         headers: httputil.HTTPHeaders,
         chunk: bytes | None = None,
     ) -> Future[None]:
-        """Queue the response head (and a first chunk)."""
+        """Queue the head (a response on a server, a request on a client) and
+        a first chunk."""
         if self._head is not None or self._head_sent:
             raise httputil.HTTPOutputError("headers written twice")
-        assert isinstance(start_line, httputil.ResponseStartLine)
-        self._head = response_to_headers(start_line, headers)
+        if isinstance(start_line, httputil.ResponseStartLine):
+            self._head = response_to_headers(start_line, headers)
+        else:
+            self._head = request_to_headers(start_line, headers, self.session.scheme)
         self.session.schedule(self)
         return self.write(chunk or b"")
 
@@ -186,6 +226,29 @@ class StreamConnection(httputil.HTTPConnection):
             "and cannot be detached (WebSocket needs HTTP/1.1)"
         )
 
+    # ------------------------------------------------------- inbound (client)
+
+    def read_response(self, delegate: httputil.HTTPMessageDelegate) -> Future[bool]:
+        """Deliver the response to ``delegate``; the future resolves when it is
+        complete (True) or the stream ends without it (False)."""
+        if self.decompress:
+            delegate = _GzipMessageDelegate(
+                delegate, self.params.chunk_size, self._max_body_size
+            )
+        self.delegate = delegate
+        self._response_done = Future()
+        if self._closed:
+            self._close_delegate()
+        return self._response_done
+
+    def response_received(self, headers: Headers) -> None:
+        """The response head arrived."""
+        if self.delegate is None or self._delegate_done:
+            return
+        start_line, fields = response_from_headers(headers, self.session.version)
+        self._start_body_timer()
+        self._call(self.delegate.headers_received, start_line, fields)
+
     # ------------------------------------------------------- inbound (server)
 
     def start_request(self, headers: Headers) -> None:
@@ -193,7 +256,7 @@ class StreamConnection(httputil.HTTPConnection):
         method, path, _, fields = request_from_headers(headers)
         start_line = httputil.RequestStartLine(method, path, self.session.version)
         delegate = self.session.server.start_request(self.session, self)
-        if self.params.decompress:
+        if self.decompress:
             delegate = _GzipMessageDelegate(
                 delegate, self.params.chunk_size, self._max_body_size
             )
@@ -233,7 +296,6 @@ class StreamConnection(httputil.HTTPConnection):
         self._inbox.append(_END)
         if not self._busy:
             self._drain_inbox()
-        self._maybe_done()
 
     def _drain_inbox(self) -> None:
         inbox = self._inbox
@@ -244,6 +306,7 @@ class StreamConnection(httputil.HTTPConnection):
                 continue
             if item is _END:
                 self._delegate_done = True
+                self._resolve_response(True)
                 self._call(delegate.finish)
                 continue
             data, length = item
@@ -251,6 +314,7 @@ class StreamConnection(httputil.HTTPConnection):
                 data = bytes(data)
             if not self._call(delegate.data_received, data, acknowledge=length):
                 self.session.acknowledge(self.stream_id, length)
+        self._maybe_done()
 
     def _call(
         self, method: Callable[..., Any], *args: Any, acknowledge: int = 0
@@ -303,16 +367,12 @@ class StreamConnection(httputil.HTTPConnection):
         :returns: the bytes of DATA sent; the stream stays scheduled while it
             has more to send.
         """
+        if not self._head_sent and not self.send_head():
+            return 0
+        if self._local_ended:
+            return 0
         core = self.session.core
         stream_id = self.stream_id
-        if self._head is not None:
-            end = self._finishing and not self._chunks
-            core.send_headers(stream_id, self._head, end_stream=end)
-            self._head = None
-            self._head_sent = True
-            if end:
-                self._local_end()
-                return 0
         sent = 0
         chunks = self._chunks
         frame_size = core.max_outbound_frame_size
@@ -341,6 +401,35 @@ class StreamConnection(httputil.HTTPConnection):
             self._local_end()
         return sent
 
+    def send_head(self) -> bool:
+        """Send the queued head (ending the stream if nothing follows);
+        False if the peer's stream limit holds it back."""
+        if self._head is None:
+            return False
+        end = self._finishing and not self._chunks
+        try:
+            self.session.core.send_headers(
+                self.stream_id, self._head, end_stream=end, **self._head_extra()
+            )
+        except TOO_MANY_STREAMS:
+            return False
+        self._head = None
+        self._head_sent = True
+        if end:
+            self._local_end()
+        return True
+
+    def _head_extra(self) -> dict[str, int]:
+        return {"priority": self.priority} if self.session.client_side else {}
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def has_head(self) -> bool:
+        return self._head is not None
+
     @property
     def wants_to_send(self) -> bool:
         if self._closed or self._local_ended:
@@ -355,22 +444,27 @@ class StreamConnection(httputil.HTTPConnection):
     def _local_end(self) -> None:
         self._local_ended = True
         self._wake_writers()
-        if not self._remote_ended:
+        if not self._remote_ended and not self.session.client_side:
             # The response is complete before the request: stop the upload.
             self.session.reset_after_response(self)
         self._maybe_done()
 
     def _maybe_done(self) -> None:
-        if self._local_ended and self._remote_ended:
-            self.close()
+        """Close once both sides ended and the delegate has had everything."""
+        if self._local_ended and self._remote_ended and not self._inbox:
+            if not self._busy:
+                self.close()
 
     # ------------------------------------------------------------- the end
 
     def reset(self, reason: str) -> None:
-        """Reset the stream (``"cancel"``, ``"internal"`` or ``"refused"``)."""
-        if not self._closed:
+        """Reset the stream (``"cancel"``, ``"internal"`` or ``"refused"``);
+        a stream both sides have ended just closes."""
+        if self._closed:
+            return
+        if not (self._local_ended and self._remote_ended):
             self.session.reset_stream(self, reason)
-            self.close()
+        self.close()
 
     def close(self) -> None:
         """The stream is over, whichever way; runs exactly once."""
@@ -382,12 +476,7 @@ class StreamConnection(httputil.HTTPConnection):
         self._chunks.clear()
         self.session.stream_closed(self)
         aborted = not (self._local_ended and self._remote_ended)
-        if not self._delegate_done and self.delegate is not None:
-            self._delegate_done = True
-            try:
-                self.delegate.on_connection_close()
-            except Exception:
-                app_log.error("Exception in on_connection_close", exc_info=True)
+        self._close_delegate()
         callback, self._close_callback = self._close_callback, None
         if callback is not None and aborted:
             try:
@@ -399,6 +488,21 @@ class StreamConnection(httputil.HTTPConnection):
             if not future.done():
                 future.set_exception(StreamClosedError())
                 future.exception()
+
+    def _close_delegate(self) -> None:
+        """The stream is gone before the delegate finished: tell it so."""
+        if not self._delegate_done and self.delegate is not None:
+            self._delegate_done = True
+            try:
+                self.delegate.on_connection_close()
+            except Exception:
+                app_log.error("Exception in on_connection_close", exc_info=True)
+        self._resolve_response(False)
+
+    def _resolve_response(self, complete: bool) -> None:
+        future = self._response_done
+        if future is not None and not future.done():
+            future.set_result(complete)
 
     def _start_body_timer(self) -> None:
         self._cancel_body_timer()

@@ -1,0 +1,293 @@
+"""`SPDYClient`: an `AsyncHTTPClient` that multiplexes its fetches over one h2
+or SPDY session per origin, and falls back to HTTP/1.1.
+
+It is Tornado's `SimpleAsyncHTTPClient` with a different way to connect: where
+that client opens a TCP connection for each request, this one asks a
+`SessionPool` for a stream of the origin's session, negotiated by ALPN over
+TLS (or chosen by prior knowledge in cleartext). Tornado's request machinery
+(redirects, timeouts, decompression, streaming and header callbacks, body
+producers, authentication) then runs unchanged over that stream. Where the
+server speaks only HTTP/1.1 the pool hands back the TCP connection itself.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from tornado.concurrent import Future
+from tornado.httpclient import HTTPRequest, HTTPResponse
+from tornado.iostream import IOStream, SSLIOStream
+from tornado.simple_httpclient import SimpleAsyncHTTPClient, _HTTPConnection
+from tornado.tcpclient import TCPClient
+
+from tornado_spdy import tls
+from tornado_spdy.server import DEFAULT_PROTOCOLS, MULTIPLEXED
+from tornado_spdy.session import Session, SessionParameters, new_core
+from tornado_spdy.stream import StreamConnection
+
+#: Request options this client adds to `HTTPRequest` (passed to ``fetch``).
+REQUEST_EXTRAS = ("priority", "force_connection", "protocol")
+
+OriginKey = tuple[str, int, str]
+
+
+class SPDYClient(SimpleAsyncHTTPClient):
+    """An `AsyncHTTPClient` speaking h2, SPDY/3.1, SPDY/3, SPDY/2 and HTTP/1.1.
+
+    It takes `SimpleAsyncHTTPClient`'s arguments, and:
+
+    :arg protocols: offered by ALPN, most preferred first.
+    :arg plain_protocol: what ``http://`` URLs speak: ``"http/1.1"`` (the
+        default) or a multiplexed protocol by prior knowledge.
+    :arg session_params: limits of the client's sessions.
+
+    `fetch` takes these besides `HTTPRequest`'s arguments: ``priority``
+    (0 most urgent to 7), ``force_connection`` (a new session for this
+    request) and ``protocol`` (force one protocol). Responses carry
+    ``framing``: ``"h2"``, ``"spdy/3.1"``, ``"spdy/3"``, ``"spdy/2"`` or
+    ``"http/1.1"``.
+    """
+
+    def initialize(  # type: ignore[override]
+        self,
+        max_clients: int = 100,
+        hostname_mapping: dict[str, str] | None = None,
+        max_buffer_size: int = 104857600,
+        resolver: Any = None,
+        defaults: dict[str, Any] | None = None,
+        max_header_size: int | None = None,
+        max_body_size: int | None = None,
+        protocols: Sequence[str] = DEFAULT_PROTOCOLS,
+        plain_protocol: str = "http/1.1",
+        session_params: SessionParameters | None = None,
+    ) -> None:
+        super().initialize(
+            max_clients=max_clients,
+            hostname_mapping=hostname_mapping,
+            max_buffer_size=max_buffer_size,
+            resolver=resolver,
+            defaults=defaults,
+            max_header_size=max_header_size,
+            max_body_size=max_body_size,
+        )
+        params = session_params or SessionParameters(idle_connection_timeout=60.0)
+        if max_header_size is not None:
+            params.max_header_size = max_header_size
+        self.pool = SessionPool(
+            self.tcp_client, list(protocols), plain_protocol, params
+        )
+
+    def fetch(  # type: ignore[override]
+        self,
+        request: str | HTTPRequest,
+        raise_error: bool = True,
+        **kwargs: Any,
+    ) -> Future[HTTPResponse]:
+        extras = {name: kwargs.pop(name) for name in REQUEST_EXTRAS if name in kwargs}
+        if not isinstance(request, HTTPRequest):
+            request = HTTPRequest(url=request, **kwargs)
+        elif kwargs:
+            raise ValueError("kwargs can't be used if request is an HTTPRequest object")
+        for name, value in extras.items():
+            setattr(request, name, value)
+        return super().fetch(request, raise_error=raise_error)
+
+    def _connection_class(self) -> type:
+        return _StreamHTTPConnection
+
+    def close(self) -> None:
+        self.pool.close()
+        super().close()
+
+
+class SessionPool:
+    """The client's sessions, one per origin, shared by its fetches.
+
+    :arg tcp_client: opens TCP (and TLS) connections.
+    :arg protocols: offered by ALPN.
+    :arg plain_protocol: spoken on cleartext connections.
+    :arg params: limits of each session.
+    """
+
+    def __init__(
+        self,
+        tcp_client: TCPClient,
+        protocols: list[str],
+        plain_protocol: str,
+        params: SessionParameters,
+    ):
+        self.tcp_client = tcp_client
+        self.protocols = protocols
+        self.plain_protocol = plain_protocol
+        self.params = params
+        self.sessions: dict[OriginKey, Session] = {}
+        self._connecting: dict[OriginKey, Future[Session | None]] = {}
+        self._contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+
+    def ssl_context(self, request: Any) -> ssl.SSLContext:
+        """An ALPN-offering context for the request's TLS options (cached)."""
+        protocols = self._offer(request)
+        user = request.ssl_options
+        if isinstance(user, ssl.SSLContext):
+            tls.set_protocols(user, protocols)
+            return user
+        key = (
+            tuple(protocols),
+            request.validate_cert,
+            request.ca_certs,
+            request.client_cert,
+            request.client_key,
+        )
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = tls.client_context(
+                protocols,
+                ca_certs=request.ca_certs,
+                validate_cert=request.validate_cert,
+                client_cert=request.client_cert,
+                client_key=request.client_key,
+            )
+        return context
+
+    def _offer(self, request: Any) -> list[str]:
+        forced = _extra(request, "protocol")
+        return [forced] if forced else self.protocols
+
+    async def connect(
+        self,
+        request: Any,
+        host: str,
+        port: int,
+        ssl_options: Any = None,
+        **connect_args: Any,
+    ) -> IOStream | _StreamHandle:
+        """A stream of the origin's session, or a TCP connection for HTTP/1.1."""
+        framing = _extra(request, "protocol") or self.plain_protocol
+        # TLS: the context names the offer; cleartext: the protocol spoken.
+        key = (
+            host,
+            port,
+            repr(id(ssl_options)) if ssl_options is not None else framing,
+        )
+        if ssl_options is None and framing not in MULTIPLEXED:
+            return await self.tcp_client.connect(host, port, **connect_args)
+        priority = _extra(request, "priority")
+        priority = 3 if priority is None else priority
+        if not _extra(request, "force_connection"):
+            session = await self._existing(key)
+            if session is not None:
+                return _StreamHandle(session.new_stream(priority))
+        waiter: Future[Session | None] = Future()
+        self._connecting.setdefault(key, waiter)
+        try:
+            stream = await self.tcp_client.connect(
+                host, port, ssl_options=ssl_options, **connect_args
+            )
+            if isinstance(stream, SSLIOStream):
+                framing = tls.negotiated_protocol(stream.socket) or "http/1.1"  # type: ignore[arg-type]
+            if framing not in MULTIPLEXED:
+                return stream
+            core = new_core(framing, True, self.params)
+            session = Session(stream, core, self.params, f"{host}:{port}", self)
+            session.start()
+            self.sessions[key] = session
+            waiter.set_result(session)
+            return _StreamHandle(session.new_stream(priority))
+        finally:
+            if not waiter.done():
+                waiter.set_result(None)  # HTTP/1.1 or a failure: waiters connect
+            if self._connecting.get(key) is waiter:
+                del self._connecting[key]
+
+    async def _existing(self, key: OriginKey) -> Session | None:
+        session = self.sessions.get(key)
+        if session is None or not session.accepts_streams:
+            waiter = self._connecting.get(key)
+            session = await waiter if waiter is not None else None
+        if session is not None and session.accepts_streams:
+            return session
+        return None
+
+    def on_close(self, session: Session) -> None:
+        for key, value in list(self.sessions.items()):
+            if value is session:
+                del self.sessions[key]
+
+    def close(self) -> None:
+        for session in list(self.sessions.values()):
+            session.stream.close()
+        self.sessions.clear()
+
+
+class _StreamHandle:
+    """What one request's `_HTTPConnection` takes for its IOStream: a stream
+    of a shared session. Closing it resets the stream, not the session."""
+
+    def __init__(self, connection: StreamConnection):
+        self.connection = connection
+        self.error: BaseException | None = None
+        self.socket = connection.session.stream.socket
+
+    def set_close_callback(self, callback: Callable[[], None] | None) -> None:
+        self.connection.set_close_callback(callback)
+
+    def set_nodelay(self, value: bool) -> None:
+        pass  # sessions always set TCP_NODELAY
+
+    def closed(self) -> bool:
+        return self.connection.closed
+
+    def close(self) -> None:
+        self.connection.reset("cancel")
+
+
+class _StreamHTTPConnection(_HTTPConnection):
+    """Tornado's client request machinery over a `SessionPool`."""
+
+    def __init__(self, client: SPDYClient, request: Any, *args: Any) -> None:
+        self.pool = client.pool
+        self.framing = "http/1.1"
+        args = list(args)
+        args[3] = _BoundPool(client.pool, request)  # the tcp_client argument
+        super().__init__(client, request, *args)
+
+    def _get_ssl_options(self, scheme: str) -> Any:
+        if scheme != "https":
+            return None
+        return self.pool.ssl_context(self.request)
+
+    def _create_connection(self, stream: Any) -> Any:
+        if not isinstance(stream, _StreamHandle):
+            return super()._create_connection(stream)
+        connection = stream.connection
+        self.framing = connection.framing
+        connection.decompress = bool(self.request.decompress_response)
+        if self.max_body_size is not None:
+            connection.set_max_body_size(self.max_body_size)
+        return connection
+
+    def _run_callback(self, response: HTTPResponse) -> None:
+        response.framing = self.framing  # type: ignore[attr-defined]
+        super()._run_callback(response)
+
+
+class _BoundPool:
+    """The pool, as `TCPClient` for one request (``connect`` gets the request)."""
+
+    def __init__(self, pool: SessionPool, request: Any):
+        self.pool = pool
+        self.request = request
+
+    async def connect(self, host: str, port: int, **kwargs: Any) -> Any:
+        return await self.pool.connect(self.request, host, port, **kwargs)
+
+    def close(self) -> None:
+        pass
+
+
+def _extra(request: Any, name: str) -> Any:
+    """A `REQUEST_EXTRAS` value of a request (or its defaults proxy)."""
+    target = getattr(request, "request", request)
+    return getattr(target, name, None)
