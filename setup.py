@@ -40,7 +40,10 @@ setup(
     long_description=read_long_description(),
     long_description_content_type="text/x-rst",
     packages=find_packages(include=["tornado_spdy", "tornado_spdy.*"]),
-    package_data={"tornado_spdy": ["py.typed"]},
+    package_data={
+        "tornado_spdy": ["py.typed"],
+        "tornado_spdy.demo": ["index.html", "static/*"],
+    },
     include_package_data=False,
     zip_safe=False,
     python_requires=">=3.11",

@@ -1,11 +1,19 @@
-"""Command line: ``python -m tornado_spdy``.
+"""Command line: ``python -m tornado_spdy [serve | info]``.
 
-For now it shows the SPDY core at work: one request and response through a
-client and a server `SPDYConnection` of each version, wired together in memory.
+``serve [DIR] [--port 8443]`` serves a directory, or a small demo site, over
+h2, spdy/3.1, spdy/3, spdy/2 and HTTP/1.1 with a development certificate made
+on first use. ``info`` (the default without arguments) prints the version and
+shows the SPDY core at work: one request and response through a client and a
+server `SPDYConnection` of each version, wired together in memory.
 """
 
 from __future__ import annotations
 
+import argparse
+import asyncio
+import logging
+import os
+import ssl
 import sys
 
 from tornado_spdy import PROTOCOLS, version
@@ -44,12 +52,63 @@ def exchange(protocol: str) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+def info() -> int:
     print(f"tornado_spdy {version}")
     print("protocols:", ", ".join(PROTOCOLS))
     for protocol in VERSIONS:
         print(exchange(protocol))
+    print("serve a site over all of them: python -m tornado_spdy serve [DIR]")
     return 0
+
+
+async def serve(
+    directory: str | None, port: int, plain_port: int | None, host: str
+) -> None:
+    from tornado_spdy.demo import make_app
+    from tornado_spdy.server import SPDYServer
+    from tornado_spdy.tls import development_certificate
+
+    certfile, keyfile = development_certificate()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certfile, keyfile)
+    app = make_app(directory)
+    server = SPDYServer(app, ssl_options=context)
+    server.listen(port, host)
+    where = directory or "the demo site"
+    print(f"tornado_spdy {version} serving {where}")
+    print(f"  https://localhost:{port}/  ({', '.join(PROTOCOLS)} by ALPN)")
+    print(f"  certificate: {certfile} (self-signed, for development)")
+    if plain_port is not None:
+        SPDYServer(app, plain_protocol="sniff").listen(plain_port, host)
+        print(
+            f"  http://localhost:{plain_port}/  (h2c, SPDY or HTTP/1.1 by their first bytes)"
+        )
+    print("Ctrl-C stops.", flush=True)
+    await asyncio.Event().wait()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tornado_spdy")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("info", help="version, protocols, the core at work")
+    serve_parser = commands.add_parser("serve", help="serve a directory or the demo")
+    serve_parser.add_argument("directory", nargs="?", help="default: the demo site")
+    serve_parser.add_argument("--port", type=int, default=8443, help="TLS port")
+    serve_parser.add_argument(
+        "--plain-port", type=int, default=None, help="also serve cleartext here"
+    )
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        if args.directory is not None and not os.path.isdir(args.directory):
+            parser.error(f"not a directory: {args.directory}")
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+        try:
+            asyncio.run(serve(args.directory, args.port, args.plain_port, args.host))
+        except KeyboardInterrupt:
+            pass
+        return 0
+    return info()
 
 
 if __name__ == "__main__":

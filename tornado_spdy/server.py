@@ -23,7 +23,7 @@ from tornado import httputil, iostream
 from tornado.http1connection import HTTP1ServerConnection
 from tornado.httpserver import HTTPServer, _HTTPRequestContext
 from tornado.ioloop import IOLoop
-from tornado.log import gen_log
+from tornado.log import access_log, gen_log
 
 from tornado_spdy import tls
 from tornado_spdy.session import Session, SessionParameters, new_core
@@ -89,6 +89,8 @@ class SPDYServer(HTTPServer):
     :arg h2c_upgrade: accept ``Upgrade: h2c`` on cleartext HTTP/1.1.
     :arg max_concurrent_streams: streams a client may have open at once.
     :arg initial_window_size: our receive window per stream.
+    :arg log_protocol: when the application has no ``log_function`` setting,
+        install `log_request`, whose access-log lines name the protocol.
     :arg session_params: a `SessionParameters` with every session limit
         (``max_concurrent_streams`` and ``initial_window_size`` override it;
         ``chunk_size``, ``max_header_size``, ``max_body_size``,
@@ -122,7 +124,11 @@ class SPDYServer(HTTPServer):
         max_concurrent_streams: int | None = None,
         initial_window_size: int | None = None,
         session_params: SessionParameters | None = None,
+        log_protocol: bool = True,
     ) -> None:
+        settings = getattr(request_callback, "settings", None)
+        if log_protocol and isinstance(settings, dict):
+            settings.setdefault("log_function", log_request)
         self.protocol_handlers = _protocol_table(npn_protocols or DEFAULT_PROTOCOLS)
         if ssl_options is not None:
             ssl_options = tls.server_context(ssl_options, list(self.protocol_handlers))
@@ -236,6 +242,27 @@ class SPDYServer(HTTPServer):
         session = Session(stream, core, self.session_params, context, self)
         self._connections.add(session)
         session.start(upgrade=(settings, _h2_request(start_line, headers)))
+
+
+def log_request(handler: Any) -> None:
+    """Tornado's access log line, with the protocol the request came over::
+
+    200 GET / (127.0.0.1) h2 0.52ms
+    """
+    status = handler.get_status()
+    if status < 400:
+        log_method = access_log.info
+    elif status < 500:
+        log_method = access_log.warning
+    else:
+        log_method = access_log.error
+    log_method(
+        "%d %s %s %.2fms",
+        status,
+        handler._request_summary(),
+        getattr(handler.request, "framing", handler.request.version),
+        1000.0 * handler.request.request_time(),
+    )
 
 
 class _HTTP1Adapter(httputil.HTTPMessageDelegate):

@@ -47,7 +47,9 @@ class AsyncSSLTestCase(AsyncHTTPTestCase):
 
     def get_http_server(self) -> HTTPServer:
         return SPDYServer(
-            self._app, ssl_options=self.get_ssl_options(), **self.get_httpserver_options()
+            self._app,
+            ssl_options=self.get_ssl_options(),
+            **self.get_httpserver_options(),
         )
 
     def get_http_client(self) -> AsyncHTTPClient:
@@ -77,10 +79,16 @@ class AsyncSPDYTestCase(AsyncSSLTestCase):
             variant = type(
                 name,
                 (cls,),
-                {"protocol": protocol, "_generated": True, "__module__": cls.__module__},
+                {
+                    "protocol": protocol,
+                    "_generated": True,
+                    "__module__": cls.__module__,
+                },
             )
             setattr(module, name, variant)
 
-    def fetch(self, path: str, raise_error: bool = False, **kwargs: Any) -> HTTPResponse:
+    def fetch(
+        self, path: str, raise_error: bool = False, **kwargs: Any
+    ) -> HTTPResponse:
         kwargs.setdefault("protocol", self.protocol)
         return super().fetch(path, raise_error=raise_error, **kwargs)

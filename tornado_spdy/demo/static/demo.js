@@ -1,0 +1,2 @@
+document.getElementById("script-status").textContent =
+  "The script beside this page ran too.";
