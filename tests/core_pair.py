@@ -69,10 +69,14 @@ def make_pair(
     exchange. ``config`` applies to both sides; ``client`` / ``server`` hold
     settings for one side only."""
     c = SPDYConnection(
-        SPDYConfiguration(client_side=True, version=version, **{**config, **(client or {})})
+        SPDYConfiguration(
+            client_side=True, version=version, **{**config, **(client or {})}
+        )
     )
     s = SPDYConnection(
-        SPDYConfiguration(client_side=False, version=version, **{**config, **(server or {})})
+        SPDYConfiguration(
+            client_side=False, version=version, **{**config, **(server or {})}
+        )
     )
     c.initiate_connection()
     s.initiate_connection()
@@ -98,7 +102,7 @@ def pieces(data: bytes, split: Split) -> list[bytes]:
     if isinstance(split, int):
         return [data[i : i + split] for i in range(0, len(data), split)]
     cuts = sorted({0, len(data), *(p for p in split if 0 < p < len(data))})
-    return [data[a:b] for a, b in zip(cuts, cuts[1:])]
+    return [data[a:b] for a, b in zip(cuts, cuts[1:], strict=False)]
 
 
 def feed(conn: SPDYConnection, data: bytes, split: Split = None) -> list[ev.Event]:
@@ -166,7 +170,9 @@ class RawPeer:
     def frame(self, frame: Frame) -> bytes:
         return frame.serialize(self.profile)
 
-    def block(self, headers: Iterable[tuple[bytes, bytes]], to_wire: str | None = None) -> bytes:
+    def block(
+        self, headers: Iterable[tuple[bytes, bytes]], to_wire: str | None = None
+    ) -> bytes:
         """A compressed header block, serialized by hand (so it can break any
         rule). ``to_wire`` ("request", "response", "push", "trailers") renames
         h2 names to this version's and adds what a well-behaved peer adds;
@@ -182,8 +188,11 @@ class RawPeer:
         if to_wire == "push" and self.profile.absolute_push_url:
             fields = dict(headers)
             url = fields[b":scheme"] + b"://" + fields[b":authority"] + fields[b":path"]
-            headers = [(n, v) for n, v in headers
-                       if n not in (b":scheme", b":authority", b":path")]
+            headers = [
+                (n, v)
+                for n, v in headers
+                if n not in (b":scheme", b":authority", b":path")
+            ]
             headers.append((b":path", url))
         wire = [(names.get(n, n), v) for n, v in headers]
         if to_wire in ("request", "response", "push"):
@@ -200,7 +209,12 @@ class RawPeer:
         out = [struct.pack(fmt, len(fields))]
         for name, values in fields.items():
             value = b"\0".join(values)
-            out += [struct.pack(fmt, len(name)), name, struct.pack(fmt, len(value)), value]
+            out += [
+                struct.pack(fmt, len(name)),
+                name,
+                struct.pack(fmt, len(value)),
+                value,
+            ]
         return b"".join(out)
 
     def parse_block(self, raw: bytes) -> Headers:

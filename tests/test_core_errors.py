@@ -41,7 +41,6 @@ from tornado_spdy.spdy.frames import (
     RstStreamFrame,
     SynReplyFrame,
     SynStreamFrame,
-    WindowUpdateFrame,
 )
 
 pytestmark = pytest.mark.parametrize("version", ALL_VERSIONS)
@@ -125,12 +124,14 @@ def test_data_on_idle_stream_client_side(version):
 
 def test_data_on_stream_zero(version, request):
     if version != "spdy/2":  # SPDY/2 gets INVALID_STREAM by the status fallback
-        request.applymarker(pytest.mark.xfail(
-            strict=True,
-            reason="core bug: DATA on stream 0 is answered RST_STREAM(0, "
-            "STREAM_ALREADY_CLOSED); stream 0 is never active, so INVALID_STREAM "
-            "(or a session error) is due",
-        ))
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="core bug: DATA on stream 0 is answered RST_STREAM(0, "
+                "STREAM_ALREADY_CLOSED); stream 0 is never active, so INVALID_STREAM "
+                "(or a session error) is due",
+            )
+        )
     peer, s = server_and_peer(version)
     try:
         s.receive_data(peer.data(0, b"x"))
@@ -145,10 +146,15 @@ def test_data_after_peer_fin(version):
     events = s.receive_data(peer.syn_stream(1, fin=True))
     assert [type(e) for e in events] == [ev.RequestReceived, ev.StreamEnded]
     events = s.receive_data(peer.data(1, b"late"))
-    assert events == [ev.StreamReset(1, StatusCode.STREAM_ALREADY_CLOSED, remote_reset=False)]
+    assert events == [
+        ev.StreamReset(1, StatusCode.STREAM_ALREADY_CLOSED, remote_reset=False)
+    ]
     expected = on_wire(version, StatusCode.STREAM_ALREADY_CLOSED)
-    assert expected == (StatusCode.INVALID_STREAM if version == "spdy/2"
-                        else StatusCode.STREAM_ALREADY_CLOSED)
+    assert expected == (
+        StatusCode.INVALID_STREAM
+        if version == "spdy/2"
+        else StatusCode.STREAM_ALREADY_CLOSED
+    )
     assert peer.read_from(s) == [RstStreamFrame(1, expected)]
     # More frames the peer sent before seeing our reset are dropped quietly.
     assert s.receive_data(peer.data(1, b"later")) == []
@@ -161,7 +167,11 @@ def test_data_after_fin_on_client(version):
     c.send_headers(3, request(b"/upload", b"POST"))  # our side stays open
     peer.read_from(c)
     events = c.receive_data(peer.syn_reply(3, fin=True) + peer.data(3, b"late"))
-    assert [type(e) for e in events] == [ev.ResponseReceived, ev.StreamEnded, ev.StreamReset]
+    assert [type(e) for e in events] == [
+        ev.ResponseReceived,
+        ev.StreamEnded,
+        ev.StreamReset,
+    ]
     assert events[-1] == ev.StreamReset(3, StatusCode.STREAM_ALREADY_CLOSED, False)
     assert peer.read_from(c) == [
         RstStreamFrame(3, on_wire(version, StatusCode.STREAM_ALREADY_CLOSED))
@@ -171,13 +181,16 @@ def test_data_after_fin_on_client(version):
     assert c.receive_data(peer.data(1, b"late")) == []
     (rst,) = peer.read_from(c)
     assert rst.stream_id == 1
-    assert rst.status_code in (StatusCode.INVALID_STREAM,
-                               on_wire(version, StatusCode.STREAM_ALREADY_CLOSED))
+    assert rst.status_code in (
+        StatusCode.INVALID_STREAM,
+        on_wire(version, StatusCode.STREAM_ALREADY_CLOSED),
+    )
 
 
 def test_data_overrunning_the_stream_window(version):
-    peer, s = server_and_peer(version, initial_window_size=1024,
-                              initial_session_window_size=1 << 20)
+    peer, s = server_and_peer(
+        version, initial_window_size=1024, initial_session_window_size=1 << 20
+    )
     events = s.receive_data(peer.syn_stream(1) + peer.data(1, b"a" * 1000))
     assert [type(e) for e in events] == [ev.RequestReceived, ev.DataReceived]
     assert peer.read_from(s) == []
@@ -211,8 +224,9 @@ def test_duplicate_syn_reply(version):
     events = c.receive_data(peer.syn_reply(1))
     assert events == [ev.StreamReset(1, StatusCode.STREAM_IN_USE, remote_reset=False)]
     expected = on_wire(version, StatusCode.STREAM_IN_USE)
-    assert expected == (StatusCode.PROTOCOL_ERROR if version == "spdy/2"
-                        else StatusCode.STREAM_IN_USE)
+    assert expected == (
+        StatusCode.PROTOCOL_ERROR if version == "spdy/2" else StatusCode.STREAM_IN_USE
+    )
     assert peer.read_from(c) == [RstStreamFrame(1, expected)]
     # The client carries on: a new request and its reply.
     c.send_headers(3, request(b"/next"), end_stream=True)
@@ -243,8 +257,9 @@ def test_header_block_over_max_header_list_size(version):
     events = s.receive_data(peer.syn_stream(1, [*REQUEST, (b"x-big", big)]))
     assert events == []
     expected = on_wire(version, StatusCode.FRAME_TOO_LARGE)
-    assert expected == (StatusCode.PROTOCOL_ERROR if version == "spdy/2"
-                        else StatusCode.FRAME_TOO_LARGE)
+    assert expected == (
+        StatusCode.PROTOCOL_ERROR if version == "spdy/2" else StatusCode.FRAME_TOO_LARGE
+    )
     assert peer.read_from(s) == [RstStreamFrame(1, expected)]
     # The zlib state stayed in step: the next request (whose block refers back
     # to the refused one's history) decodes exactly.
@@ -260,19 +275,26 @@ def test_reply_over_max_header_list_size_on_client(version):
     peer, c = client_and_peer(version, max_header_list_size=2048)
     events = c.receive_data(peer.syn_reply(1, [*RESPONSE, (b"x-big", b"v" * 5000)]))
     assert events == [ev.StreamReset(1, StatusCode.FRAME_TOO_LARGE, False)]
-    assert peer.read_from(c) == [RstStreamFrame(1, on_wire(version, StatusCode.FRAME_TOO_LARGE))]
+    assert peer.read_from(c) == [
+        RstStreamFrame(1, on_wire(version, StatusCode.FRAME_TOO_LARGE))
+    ]
     c.send_headers(3, request(), end_stream=True)
     peer.read_from(c)
-    events = c.receive_data(peer.syn_reply(3, [*RESPONSE, (b"x-ok", b"v" * 500)], fin=True))
-    assert events[0] == ev.ResponseReceived(3, [*RESPONSE, (b"x-ok", b"v" * 500)],
-                                            ev.StreamEnded(3))
+    events = c.receive_data(
+        peer.syn_reply(3, [*RESPONSE, (b"x-ok", b"v" * 500)], fin=True)
+    )
+    assert events[0] == ev.ResponseReceived(
+        3, [*RESPONSE, (b"x-ok", b"v" * 500)], ev.StreamEnded(3)
+    )
 
 
 def test_more_than_max_header_fields(version):
     peer, s = server_and_peer(version, max_header_fields=10)
     many = [(b"x-h%d" % i, b"v") for i in range(20)]
     assert s.receive_data(peer.syn_stream(1, [*REQUEST, *many])) == []
-    assert peer.read_from(s) == [RstStreamFrame(1, on_wire(version, StatusCode.FRAME_TOO_LARGE))]
+    assert peer.read_from(s) == [
+        RstStreamFrame(1, on_wire(version, StatusCode.FRAME_TOO_LARGE))
+    ]
     assert_still_serves(peer, s, 3, REQUEST)
 
 
@@ -309,7 +331,12 @@ def test_malformed_header_block(version):
     fmt = ">H" if peer.profile.length_size == 2 else ">I"
     overrun = struct.pack(fmt, 1) + struct.pack(fmt, 100) + b"ab"
     for sid, bad in ((1, raw[:-3]), (3, raw + b"junk"), (5, overrun), (7, b"")):
-        assert s.receive_data(peer.frame(SynStreamFrame(sid, 0, 0, peer.codec.compress(bad)))) == []
+        assert (
+            s.receive_data(
+                peer.frame(SynStreamFrame(sid, 0, 0, peer.codec.compress(bad)))
+            )
+            == []
+        )
         assert peer.read_from(s) == [RstStreamFrame(sid, StatusCode.PROTOCOL_ERROR)]
     assert_still_serves(peer, s, 9)
 
@@ -365,7 +392,9 @@ def test_wrong_version(version):
     # The GOAWAY itself speaks the session's version.
     peer2, s2 = server_and_peer(version)
     with pytest.raises(ProtocolError):
-        s2.receive_data(b"\x80\x04\x00\x06\x00\x00\x00\x04\x00\x00\x00\x01")  # SPDY/4 PING
+        s2.receive_data(
+            b"\x80\x04\x00\x06\x00\x00\x00\x04\x00\x00\x00\x01"
+        )  # SPDY/4 PING
     (frame,) = peer2.read_from(s2)
     assert frame == GoAwayFrame(0, GoAwayStatus.PROTOCOL_ERROR)
 
@@ -418,8 +447,14 @@ def zlib_bomb(profile, size=100 * 1024 * 1024) -> bytes:
     co = zlib.compressobj(9, zlib.DEFLATED, 15, 9, zdict=profile.dictionary)
     fmt = ">H" if profile.length_size == 2 else ">I"
     value_length = min(size, 0xFFFF if profile.length_size == 2 else size)
-    parts = [co.compress(struct.pack(fmt, 1) + struct.pack(fmt, 1) + b"x"
-                         + struct.pack(fmt, value_length))]
+    parts = [
+        co.compress(
+            struct.pack(fmt, 1)
+            + struct.pack(fmt, 1)
+            + b"x"
+            + struct.pack(fmt, value_length)
+        )
+    ]
     chunk = b"\0" * (1024 * 1024)
     for _ in range(size // len(chunk)):
         parts.append(co.compress(chunk))
@@ -457,7 +492,9 @@ def test_zlib_bomb(version, frame):
 
 def test_unknown_control_frames_are_ignored(version):
     peer, s = server_and_peer(version)
-    unknown = b"\x80" + bytes([VERSIONS[version].version]) + b"\x00\x63\x00\x00\x00\x03abc"
+    unknown = (
+        b"\x80" + bytes([VERSIONS[version].version]) + b"\x00\x63\x00\x00\x00\x03abc"
+    )
     assert s.receive_data(unknown) == [ev.UnknownFrameReceived(0x63)]
     assert peer.read_from(s) == []
     assert_still_serves(peer, s, 1)
@@ -514,8 +551,11 @@ def test_frames_after_our_reset_are_dropped(version):
     s.reset_stream(1, StatusCode.CANCEL)
     peer.read_from(s)
     # The peer sent these before it saw the reset.
-    events = s.receive_data(peer.data(1, b"in flight") + peer.headers(1, [(b"x", b"y")])
-                            + peer.window_update(1, 10))
+    events = s.receive_data(
+        peer.data(1, b"in flight")
+        + peer.headers(1, [(b"x", b"y")])
+        + peer.window_update(1, 10)
+    )
     assert events == []
     assert peer.read_from(s) == []
     assert_still_serves(peer, s, 3)
@@ -523,6 +563,7 @@ def test_frames_after_our_reset_are_dropped(version):
 
 def test_receive_data_raises_only_protocol_errors(version):
     """A catalogue of session errors, each a ProtocolError with a GOAWAY."""
+
     def cases(peer):
         return [
             b"\x00\x00\x00\x01\x00\xff\xff\xff",  # DATA of 16 MiB
@@ -533,7 +574,9 @@ def test_receive_data_raises_only_protocol_errors(version):
             peer.rst(1, 5)[:7] + b"\x04" + b"\x00" * 4,
             peer.window_update(1, 5)[:7] + b"\x0c" + b"\x00" * 12,
             # SETTINGS whose count says more entries than it has
-            peer.settings({4: 100})[:8] + b"\x00\x00\x00\x05" + peer.settings({4: 100})[12:],
+            peer.settings({4: 100})[:8]
+            + b"\x00\x00\x00\x05"
+            + peer.settings({4: 100})[12:],
             peer.frame(SynStreamFrame(1, 0, 0, b""))[:7] + b"\x04" + b"\x00" * 4,
         ]
 

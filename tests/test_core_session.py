@@ -78,7 +78,9 @@ def test_get_request_and_response(version):
     assert req.stream_ended == ev.StreamEnded(sid)
     assert of_type(se, ev.StreamEnded) == [ev.StreamEnded(sid)]
 
-    s.send_headers(sid, [(b":status", b"404"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")])
+    s.send_headers(
+        sid, [(b":status", b"404"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]
+    )
     s.send_data(sid, b"not here", end_stream=True)
     ce, se = pump(c, s)
     assert se == []
@@ -107,16 +109,27 @@ def test_post_with_body(version):
     assert d2.stream_ended == end == ev.StreamEnded(sid)
     s.send_headers(sid, [(b":status", b"201")], end_stream=True)
     ce, _ = pump(c, s)
-    assert ce == [ev.ResponseReceived(sid, [(b":status", b"201")], ev.StreamEnded(sid)),
-                  ev.StreamEnded(sid)]
+    assert ce == [
+        ev.ResponseReceived(sid, [(b":status", b"201")], ev.StreamEnded(sid)),
+        ev.StreamEnded(sid),
+    ]
     with pytest.raises(StreamClosedError):
         c.send_data(sid, b"late")
 
 
 def test_str_headers_are_accepted(version):
     c, s = make_pair(version)
-    c.send_headers(1, [(":method", "GET"), (":path", "/"), (":scheme", "https"),
-                       (":authority", "h"), ("X-Mixed-Case", "v")], end_stream=True)
+    c.send_headers(
+        1,
+        [
+            (":method", "GET"),
+            (":path", "/"),
+            (":scheme", "https"),
+            (":authority", "h"),
+            ("X-Mixed-Case", "v"),
+        ],
+        end_stream=True,
+    )
     _, se = pump(c, s)
     assert of_type(se, ev.RequestReceived)[0].headers[-1] == (b"x-mixed-case", b"v")
 
@@ -145,11 +158,11 @@ def test_push_streams(version):
     s.send_headers(1, RESPONSE)
     pushes = [(b"/a.js", b"js"), (b"/b.css", b"css"), (b"/c.png", b"png")]
     ids = []
-    for path, body in pushes:
+    for path, _ in pushes:
         pid = s.get_next_available_stream_id()
         ids.append(pid)
         s.push_stream(1, pid, push_request(path))
-    for pid, (path, body) in zip(ids, pushes):
+    for pid, (_, body) in zip(ids, pushes, strict=True):
         s.send_headers(pid, [(b":status", b"200"), (b"content-type", b"text/" + body)])
         s.send_data(pid, body, end_stream=True)
     s.send_data(1, b"<html>", end_stream=True)
@@ -166,19 +179,34 @@ def test_push_streams(version):
     assert not c.data_to_send()  # nothing refused
     pushed = of_type(ce, ev.PushedStreamReceived)
     assert [p.pushed_stream_id for p in pushed] == ids
-    for p, (path, _) in zip(pushed, pushes):
+    for p, (path, _) in zip(pushed, pushes, strict=True):
         assert p.parent_stream_id == 1
         assert sorted(p.headers) == sorted(push_request(path))
-    for pid, (_, body) in zip(ids, pushes):
-        mine = [e for e in ce if getattr(e, "stream_id", None) == pid
-                or getattr(e, "pushed_stream_id", None) == pid]
+    for pid, (_, body) in zip(ids, pushes, strict=True):
+        mine = [
+            e
+            for e in ce
+            if getattr(e, "stream_id", None) == pid
+            or getattr(e, "pushed_stream_id", None) == pid
+        ]
         kinds = [type(e) for e in mine]
-        assert kinds == [ev.PushedStreamReceived, ev.ResponseReceived,
-                         ev.DataReceived, ev.StreamEnded], mine
-        assert mine[1].headers == [(b":status", b"200"), (b"content-type", b"text/" + body)]
+        assert kinds == [
+            ev.PushedStreamReceived,
+            ev.ResponseReceived,
+            ev.DataReceived,
+            ev.StreamEnded,
+        ], mine
+        assert mine[1].headers == [
+            (b":status", b"200"),
+            (b"content-type", b"text/" + body),
+        ]
         assert bytes(mine[2].data) == body
     parent = [e for e in ce if getattr(e, "stream_id", None) == 1]
-    assert [type(e) for e in parent] == [ev.ResponseReceived, ev.DataReceived, ev.StreamEnded]
+    assert [type(e) for e in parent] == [
+        ev.ResponseReceived,
+        ev.DataReceived,
+        ev.StreamEnded,
+    ]
     assert c.streams == {} and s.streams == {}
 
 
@@ -210,12 +238,20 @@ def test_push_syn_stream_goes_out_before_parent_data(version):
     wire = s.data_to_send()
     frames = parse(version, wire)
     kinds = [(type(f).__name__, getattr(f, "stream_id", None)) for f in frames]
-    assert kinds == [("SynReplyFrame", 1), ("SynStreamFrame", 2),
-                     ("SynStreamFrame", 4), ("DataFrame", 1)]
+    assert kinds == [
+        ("SynReplyFrame", 1),
+        ("SynStreamFrame", 2),
+        ("SynStreamFrame", 4),
+        ("DataFrame", 1),
+    ]
     assert frames[1].associated_stream_id == 1 and frames[2].associated_stream_id == 1
     ce = c.receive_data(wire)
-    assert [type(e) for e in ce] == [ev.ResponseReceived, ev.PushedStreamReceived,
-                                     ev.PushedStreamReceived, ev.DataReceived]
+    assert [type(e) for e in ce] == [
+        ev.ResponseReceived,
+        ev.PushedStreamReceived,
+        ev.PushedStreamReceived,
+        ev.DataReceived,
+    ]
     assert [e.pushed_stream_id for e in ce[1:3]] == [2, 4]
     assert sorted(ce[1].headers) == sorted(push_request(b"/early.js"))
     assert not c.data_to_send()
@@ -253,8 +289,15 @@ def test_push_response_after_early_syn_stream(version):
     # The response of a push already announced goes in HEADERS, not SYN_REPLY.
     assert not any(isinstance(f, SynReplyFrame) for f in parse(version, wire))
     ce = c.receive_data(wire)
-    assert [type(e) for e in ce] == [ev.ResponseReceived, ev.DataReceived, ev.StreamEnded]
-    assert ce[0].headers == [(b":status", b"200"), (b"content-type", b"text/javascript")]
+    assert [type(e) for e in ce] == [
+        ev.ResponseReceived,
+        ev.DataReceived,
+        ev.StreamEnded,
+    ]
+    assert ce[0].headers == [
+        (b":status", b"200"),
+        (b"content-type", b"text/javascript"),
+    ]
 
 
 def test_push_refused_when_client_disables_push(version):
@@ -265,7 +308,9 @@ def test_push_refused_when_client_disables_push(version):
     s.send_headers(2, [(b":status", b"200")])
     ce = c.receive_data(s.data_to_send())
     assert not of_type(ce, ev.PushedStreamReceived)
-    assert parse(version, c.data_to_send()) == [RstStreamFrame(2, StatusCode.REFUSED_STREAM)]
+    assert parse(version, c.data_to_send()) == [
+        RstStreamFrame(2, StatusCode.REFUSED_STREAM)
+    ]
 
 
 # ------------------------------------------------------------------ resets
@@ -329,7 +374,9 @@ def test_reset_status_mapped_to_version(version):
     pump(c, s)
     s.reset_stream(1, StatusCode.STREAM_IN_USE)
     (rst,) = parse(version, s.data_to_send())
-    expected = StatusCode.PROTOCOL_ERROR if version == "spdy/2" else StatusCode.STREAM_IN_USE
+    expected = (
+        StatusCode.PROTOCOL_ERROR if version == "spdy/2" else StatusCode.STREAM_IN_USE
+    )
     assert rst == RstStreamFrame(1, expected)
 
 
@@ -342,7 +389,9 @@ def test_reset_of_promised_push_sends_nothing(version):
     assert s.data_to_send() == b""
     s.send_headers(1, RESPONSE)
     s.send_data(1, b"x", end_stream=True)
-    assert not any(isinstance(f, SynStreamFrame) for f in parse(version, s.data_to_send()))
+    assert not any(
+        isinstance(f, SynStreamFrame) for f in parse(version, s.data_to_send())
+    )
 
 
 def test_client_resetting_a_push(version):
@@ -396,7 +445,10 @@ def test_many_pings_acked_once_each(version):
     assert [e.ping_data for e in ce] == sent
     assert len(set(sent)) == 10
     # An echo nobody asked for (a second copy) is ignored.
-    assert c.receive_data(PingFrame(int.from_bytes(sent[0], "big")).serialize(c.profile)) == []
+    assert (
+        c.receive_data(PingFrame(int.from_bytes(sent[0], "big")).serialize(c.profile))
+        == []
+    )
 
 
 # ------------------------------------------------------------------ GOAWAY
@@ -414,8 +466,10 @@ def test_goaway_refuses_streams_above_last_id(version):
     ce = c.receive_data(wire)
     assert ce[0] == ev.ConnectionTerminated(0, 3)
     assert ce[0].last_stream_id == 3
-    assert ce[1:] == [ev.StreamReset(5, StatusCode.REFUSED_STREAM, True),
-                      ev.StreamReset(7, StatusCode.REFUSED_STREAM, True)]
+    assert ce[1:] == [
+        ev.StreamReset(5, StatusCode.REFUSED_STREAM, True),
+        ev.StreamReset(7, StatusCode.REFUSED_STREAM, True),
+    ]
     assert sorted(c.streams) == [1, 3]
     with pytest.raises(ConnectionClosedError):
         c.send_headers(c.get_next_available_stream_id(), request())
@@ -474,16 +528,26 @@ def test_trailers_both_ways(version):
     wire = c.data_to_send()
     assert isinstance(parse(version, wire)[-1], HeadersFrame)
     se = s.receive_data(wire)
-    assert [type(e) for e in se] == [ev.RequestReceived, ev.DataReceived,
-                                     ev.TrailersReceived, ev.StreamEnded]
+    assert [type(e) for e in se] == [
+        ev.RequestReceived,
+        ev.DataReceived,
+        ev.TrailersReceived,
+        ev.StreamEnded,
+    ]
     assert se[2] == ev.TrailersReceived(1, [(b"x-checksum", b"abc")], ev.StreamEnded(1))
 
     s.send_headers(1, RESPONSE)
     s.send_data(1, b"reply")
-    s.send_headers(1, [(b"grpc-status", b"0"), (b"x-t", b"1"), (b"x-t", b"2")], end_stream=True)
+    s.send_headers(
+        1, [(b"grpc-status", b"0"), (b"x-t", b"1"), (b"x-t", b"2")], end_stream=True
+    )
     ce, _ = pump(c, s)
-    assert [type(e) for e in ce] == [ev.ResponseReceived, ev.DataReceived,
-                                     ev.TrailersReceived, ev.StreamEnded]
+    assert [type(e) for e in ce] == [
+        ev.ResponseReceived,
+        ev.DataReceived,
+        ev.TrailersReceived,
+        ev.StreamEnded,
+    ]
     assert ce[2].headers == [(b"grpc-status", b"0"), (b"x-t", b"1"), (b"x-t", b"2")]
     assert ce[2].stream_ended == ev.StreamEnded(1)
 
@@ -496,8 +560,12 @@ def test_trailers_without_fin_then_data_fin(version):
     s.send_headers(1, [(b"x-more", b"1")])
     s.end_stream(1)
     ce, _ = pump(c, s)
-    assert [type(e) for e in ce] == [ev.ResponseReceived, ev.TrailersReceived,
-                                     ev.DataReceived, ev.StreamEnded]
+    assert [type(e) for e in ce] == [
+        ev.ResponseReceived,
+        ev.TrailersReceived,
+        ev.DataReceived,
+        ev.StreamEnded,
+    ]
     assert ce[1].stream_ended is None
 
 
@@ -511,7 +579,9 @@ def send_within_window(sender, stream_id, body, pos, end=True):
         n = min(len(body) - pos, sender.max_outbound_frame_size, window)
         if n <= 0:
             break
-        sender.send_data(stream_id, body[pos : pos + n], end_stream=end and pos + n == len(body))
+        sender.send_data(
+            stream_id, body[pos : pos + n], end_stream=end and pos + n == len(body)
+        )
         pos += n
     return pos
 
@@ -728,7 +798,9 @@ def test_session_window(version):
     sent3 = send_within_window(s, 3, body, 0, end=False)
     assert sent3 == WINDOW - 40_000
     assert s.local_flow_control_window(1) == 0 == s.local_flow_control_window(3)
-    assert s.streams[1].send_window == big - 40_000  # the stream window is not the limit
+    assert (
+        s.streams[1].send_window == big - 40_000
+    )  # the stream window is not the limit
     with pytest.raises(FlowControlError):
         s.send_data(1, b"x")
     ce, _ = pump(c, s)
@@ -737,10 +809,15 @@ def test_session_window(version):
         c.acknowledge_received_data(e.flow_controlled_length, e.stream_id)
     wire = c.data_to_send()
     updates = parse(version, wire)
-    assert updates and all(isinstance(f, WindowUpdateFrame) and f.stream_id == 0 for f in updates)
+    assert updates and all(
+        isinstance(f, WindowUpdateFrame) and f.stream_id == 0 for f in updates
+    )
     assert sum(f.delta_window_size for f in updates) == WINDOW
     se = s.receive_data(wire)
-    assert sum(e.delta for e in of_type(se, ev.WindowUpdated) if e.stream_id == 0) == WINDOW
+    assert (
+        sum(e.delta for e in of_type(se, ev.WindowUpdated) if e.stream_id == 0)
+        == WINDOW
+    )
     assert s.local_flow_control_window(1) == WINDOW
     # A session window opened by hand.
     c.increment_flow_control_window(100_000)
@@ -756,8 +833,10 @@ def test_session_window(version):
 def test_session_window_configured_larger(version):
     """initial_session_window_size above 64 KiB is opened with a WINDOW_UPDATE
     on stream 0 (SPDY/3.1 only)."""
-    c, s = make_pair(version, client={"initial_window_size": 1 << 20,
-                                      "initial_session_window_size": 1 << 20})
+    c, s = make_pair(
+        version,
+        client={"initial_window_size": 1 << 20, "initial_session_window_size": 1 << 20},
+    )
     c.send_headers(1, request(), end_stream=True)
     pump(c, s)
     s.send_headers(1, RESPONSE)

@@ -245,10 +245,8 @@ class SPDYServer(HTTPServer):
 
 
 def log_request(handler: Any) -> None:
-    """Tornado's access log line, with the protocol the request came over::
-
-    200 GET / (127.0.0.1) h2 0.52ms
-    """
+    """Tornado's access log line, with the protocol the request came over,
+    e.g. ``200 GET / (127.0.0.1) h2 0.52ms``."""
     status = handler.get_status()
     if status < 400:
         log_method = access_log.info
