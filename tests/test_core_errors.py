@@ -122,16 +122,7 @@ def test_data_on_idle_stream_client_side(version):
     assert peer.read_from(c) == [RstStreamFrame(2, StatusCode.INVALID_STREAM)]
 
 
-def test_data_on_stream_zero(version, request):
-    if version != "spdy/2":  # SPDY/2 gets INVALID_STREAM by the status fallback
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="core bug: DATA on stream 0 is answered RST_STREAM(0, "
-                "STREAM_ALREADY_CLOSED); stream 0 is never active, so INVALID_STREAM "
-                "(or a session error) is due",
-            )
-        )
+def test_data_on_stream_zero(version):
     peer, s = server_and_peer(version)
     try:
         s.receive_data(peer.data(0, b"x"))
@@ -237,12 +228,6 @@ def test_duplicate_syn_reply(version):
     assert events[0].headers == list(RESPONSE)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a second SYN_STREAM for an open stream is answered "
-    "STREAM_IN_USE; SPDY/3 section 2.3.2 requires PROTOCOL_ERROR "
-    "(STREAM_IN_USE is for a second SYN_REPLY)",
-)
 def test_duplicate_syn_stream(version):
     peer, s = server_and_peer(version)
     s.receive_data(peer.syn_stream(1))

@@ -12,13 +12,13 @@ import pytest
 from tests.core_pair import (
     ALL_VERSIONS,
     RESPONSE,
+    make_pair,
     of_type,
     parse,
     pump,
     raw_peer_and,
     request,
 )
-from tests.core_pair import make_pair as _make_pair
 from tornado_spdy.spdy import events as ev
 from tornado_spdy.spdy.errors import (
     ConnectionClosedError,
@@ -46,10 +46,6 @@ from tornado_spdy.spdy.frames import (
 pytestmark = pytest.mark.parametrize("version", ALL_VERSIONS)
 
 WINDOW = 64 * 1024
-
-
-def make_pair(version, **kw):
-    return _make_pair(version, **kw)
 
 
 def push_request(path: bytes):
@@ -268,12 +264,6 @@ def test_push_syn_stream_goes_out_before_parent_fin(version):
     assert frames[1].flags & FLAG_FIN
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: a push whose SYN_STREAM was flushed (before the parent's "
-    "DATA) without response headers later sends its response as SYN_REPLY "
-    "on a server-initiated stream; the client resets it with PROTOCOL_ERROR",
-)
 def test_push_response_after_early_syn_stream(version):
     c, s = make_pair(version)
     c.send_headers(1, request(), end_stream=True)
@@ -335,12 +325,6 @@ def test_client_resets_stream(version):
     assert s.data_to_send() == b""  # no answer to a reset
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: send_headers on a stream that was reset (or has closed) "
-    "raises a bare SPDYError ('a server opens streams only by push_stream()' / "
-    "'not the next stream id') instead of StreamClosedError as h2 does",
-)
 def test_send_headers_on_a_reset_stream_raises_stream_closed(version):
     c, s = make_pair(version)
     c.send_headers(1, request(b"/up", b"POST"))

@@ -103,7 +103,7 @@ def make_certificate(directory: str) -> tuple[str, str]:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)
@@ -316,9 +316,7 @@ class CoreDriver:
             record = self.streams.get(event.stream_id)
             if record is not None and record.ended is not None:
                 if not record.ended.done():
-                    record.ended.set_exception(
-                        AssertionError(f"stream reset: {event}")
-                    )
+                    record.ended.set_exception(AssertionError(f"stream reset: {event}"))
                     record.ended.exception()
         elif isinstance(event, (ev.WindowUpdated, ev.RemoteSettingsChanged)):
             self._window_changed.set()
@@ -326,7 +324,9 @@ class CoreDriver:
 
     # -- sending
 
-    async def send_body(self, stream_id: int, body: bytes, end_stream: bool = True) -> None:
+    async def send_body(
+        self, stream_id: int, body: bytes, end_stream: bool = True
+    ) -> None:
         """Send ``body`` on ``stream_id`` as the windows allow."""
         view = memoryview(body)
         offset = 0
@@ -346,7 +346,9 @@ class CoreDriver:
                 )
                 continue
             last = end_stream and offset + size == len(view)
-            self.conn.send_data(stream_id, view[offset : offset + size], end_stream=last)
+            self.conn.send_data(
+                stream_id, view[offset : offset + size], end_stream=last
+            )
             offset += size
             await self.flush()
         if end_stream and not body:
@@ -361,7 +363,7 @@ class CoreDriver:
         self.writer.close()
         try:
             await asyncio.wait_for(self.writer.wait_closed(), 5)
-        except (ConnectionError, ssl.SSLError, asyncio.TimeoutError):
+        except (TimeoutError, ConnectionError, ssl.SSLError):
             pass
 
 
@@ -386,7 +388,15 @@ def server_ssl_context(protocol: str, certificate: tuple[str, str]) -> ssl.SSLCo
 class NodeServer:
     """``spdy_peer.js server`` in a subprocess; stops when its stdin closes."""
 
-    def __init__(self, node: str, protocol: str, tls: bool, certificate: tuple[str, str], log_path: str, extra: list[str] | None = None):
+    def __init__(
+        self,
+        node: str,
+        protocol: str,
+        tls: bool,
+        certificate: tuple[str, str],
+        log_path: str,
+        extra: list[str] | None = None,
+    ):
         self.args = [node, PEER_SCRIPT, "server", "--protocol", protocol]
         if tls:
             self.args += ["--tls", "--cert", certificate[0], "--key", certificate[1]]
@@ -416,7 +426,7 @@ class NodeServer:
             self.proc.stdin.close()
         try:
             await asyncio.wait_for(self.proc.wait(), 5)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self.proc.kill()
             await self.proc.wait()
         self._log.close()
@@ -482,7 +492,9 @@ async def core_client_session(
         assert alpn == protocol, f"ALPN chose {alpn!r}"
     if config is None:
         config = CORE_CONFIG
-    conn = SPDYConnection(SPDYConfiguration(client_side=True, version=protocol, **config))
+    conn = SPDYConnection(
+        SPDYConfiguration(client_side=True, version=protocol, **config)
+    )
     driver = CoreDriver(conn, reader, writer)
     driver.start()
     authority = f"127.0.0.1:{port}"
@@ -545,12 +557,30 @@ def check_core_client_results(
     assert request[b":path"] == PUSH_PATH.encode(), push.request_headers
     assert request[b":method"] == b"GET", push.request_headers
     assert request[b":scheme"] == (b"https" if tls else b"http"), push.request_headers
-    assert request.get(b":authority", b"").startswith(b"127.0.0.1:"), push.request_headers
+    assert request.get(b":authority", b"").startswith(b"127.0.0.1:"), (
+        push.request_headers
+    )
     assert push.response_headers is not None, "push without ResponseReceived"
     response = header_dict(push.response_headers)
     assert response[b":status"] == b"200", push.response_headers
     assert response[b"content-type"] == b"application/javascript", push.response_headers
     assert (push.length, push.hasher.hexdigest()) == EXPECTED[PUSH_PATH]
+
+
+def check_clean(driver: CoreDriver, node_log: str) -> None:
+    """Neither side reset a stream or complained."""
+    from tornado_spdy.spdy import events as ev
+
+    resets = [e for e in driver.events if isinstance(e, ev.StreamReset)]
+    assert not resets, resets
+    goaways = [e for e in driver.events if isinstance(e, ev.ConnectionTerminated)]
+    assert all(g.error_code == 0 for g in goaways), goaways
+    complaints = [
+        line
+        for line in node_log.splitlines()
+        if re.search(r"error|failed|ALPN chose", line)
+    ]
+    assert not complaints, node_log
 
 
 def headers_of(record: StreamRecord) -> dict[bytes, bytes]:
@@ -575,6 +605,7 @@ def test_core_client_against_node_server(
             except BaseException as exc:
                 raise AssertionError(f"{exc!r}; node log:\n{server.log()}") from exc
             check_core_client_results(driver, records, protocol, tls)
+            check_clean(driver, server.log())
 
     run(scenario())
 
@@ -586,7 +617,10 @@ def test_core_client_large_windows_and_compressed_headers(
     """The core advertises a 1 MiB stream window (SETTINGS id 7, little-endian ids
     in SPDY/2) and a 16 MiB session window: the node server must honour them, or the
     download stalls. The node side compresses its header blocks (zlib level > 0)."""
-    plan = [{"method": "GET", "path": f"/bytes/{BIG_SIZE}"}, {"method": "GET", "path": "/push"}]
+    plan = [
+        {"method": "GET", "path": f"/bytes/{BIG_SIZE}"},
+        {"method": "GET", "path": "/push"},
+    ]
     config = {
         "initial_window_size": 1024 * 1024,
         "initial_session_window_size": 16 * 1024 * 1024,
@@ -603,8 +637,11 @@ def test_core_client_large_windows_and_compressed_headers(
                 )
             except BaseException as exc:
                 raise AssertionError(f"{exc!r}; node log:\n{server.log()}") from exc
+            check_clean(driver, server.log())
         record = records[f"/bytes/{BIG_SIZE}"]
-        assert (record.length, record.hasher.hexdigest()) == EXPECTED[f"/bytes/{BIG_SIZE}"]
+        assert (record.length, record.hasher.hexdigest()) == EXPECTED[
+            f"/bytes/{BIG_SIZE}"
+        ]
         assert len(driver.pushes) == 1
         push = driver.pushes[0]
         assert (push.length, push.hasher.hexdigest()) == EXPECTED[PUSH_PATH]
@@ -681,7 +718,13 @@ async def serve_route(driver: CoreDriver, record: StreamRecord, tls: bool) -> No
 class CoreServer:
     """An asyncio server speaking ``protocol`` with the core on 127.0.0.1."""
 
-    def __init__(self, protocol: str, tls: bool, certificate: tuple[str, str], config: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        protocol: str,
+        tls: bool,
+        certificate: tuple[str, str],
+        config: dict[str, Any] | None = None,
+    ):
         self.protocol = protocol
         self.tls = tls
         self.certificate = certificate
@@ -691,7 +734,9 @@ class CoreServer:
         self.server: asyncio.base_events.Server | None = None
 
     async def __aenter__(self) -> CoreServer:
-        context = server_ssl_context(self.protocol, self.certificate) if self.tls else None
+        context = (
+            server_ssl_context(self.protocol, self.certificate) if self.tls else None
+        )
         self.server = await asyncio.start_server(
             self._on_connection, "127.0.0.1", 0, ssl=context
         )
@@ -708,7 +753,9 @@ class CoreServer:
         from tornado_spdy.spdy import SPDYConfiguration, SPDYConnection
 
         if self.tls:
-            self.alpn.append(writer.get_extra_info("ssl_object").selected_alpn_protocol())
+            self.alpn.append(
+                writer.get_extra_info("ssl_object").selected_alpn_protocol()
+            )
         conn = SPDYConnection(
             SPDYConfiguration(client_side=False, version=self.protocol, **self.config)
         )
@@ -742,7 +789,9 @@ def check_node_client_results(
     for response in responses:
         path = response["path"]
         assert response["status"] == 200, response
-        assert (response["body_length"], response["body_sha256"]) == EXPECTED[path], path
+        assert (response["body_length"], response["body_sha256"]) == EXPECTED[path], (
+            path
+        )
         assert response["headers"]["content-length"] == str(EXPECTED[path][0])
     if any(p["path"] == "/push" for p in plan):
         assert len(result["pushes"]) == 1, result["pushes"]
@@ -769,10 +818,17 @@ def test_node_client_against_core_server(
     async def scenario() -> None:
         async with CoreServer(protocol, tls, certificate) as server:
             result = await run_node_client(
-                node, protocol, tls, server.port, PLAN, str(tmp_path / "node-client.log")
+                node,
+                protocol,
+                tls,
+                server.port,
+                PLAN,
+                str(tmp_path / "node-client.log"),
             )
             errors = [d.error for d in server.drivers if d.error is not None]
         assert not errors, (errors, result.get("_log"))
+        assert len(server.drivers) == 1
+        check_clean(server.drivers[0], result["_log"])
         if tls:
             assert server.alpn == [protocol]
         check_node_client_results(result, PLAN, protocol, tls)
@@ -809,6 +865,8 @@ def test_node_client_compressed_headers_large_windows(
             )
             errors = [d.error for d in server.drivers if d.error is not None]
         assert not errors, (errors, result.get("_log"))
+        assert len(server.drivers) == 1
+        check_clean(server.drivers[0], result["_log"])
         check_node_client_results(result, plan, protocol, False)
 
     run(scenario())

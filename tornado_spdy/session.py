@@ -138,10 +138,13 @@ class Session:
         self.server = server
         self.framing = framing_of(core)
         self.version = VERSION_STRINGS[self.framing]
-        self._family = core_family(core)
+        self.family = core_family(core)
         self.client_side = bool(core.config.client_side)
         self.scheme = "https" if isinstance(stream, iostream.SSLIOStream) else "http"
         self._next_stream_id = 1  # client side: ids are ours to hand out
+        self._next_push_id = 2
+        self.pushed_paths: set[bytes] = set()  # never the same URL twice
+        self._push_refused = False
         self.io_loop = IOLoop.current()
         self.streams: dict[int, StreamConnection] = {}
         self._ready: dict[StreamConnection, None] = {}  # streams with output
@@ -265,6 +268,9 @@ class Session:
 
     def _on_stream_reset(self, event: Any) -> None:
         stream = self.streams.get(event.stream_id)
+        if stream is not None and stream.pushed_by is not None:
+            if event.error_code == REFUSED_STREAM[self.family]:
+                self._push_refused = True  # a SPDY client that wants no pushes
         if stream is not None:
             gen_log.debug(
                 "%s stream %s reset: %s",
@@ -288,6 +294,39 @@ class Session:
                 if stream.stream_id > event.last_stream_id:
                     stream.close()
         self.start_draining()
+
+    # ------------------------------------------------------------ push
+
+    @property
+    def can_push(self) -> bool:
+        """A push may be promised now."""
+        if self.client_side or self._draining or self._push_refused:
+            return False
+        if isinstance(self.core, H2Core):
+            return self.core.can_push
+        return True
+
+    def push(
+        self, parent: StreamConnection, headers: Headers
+    ) -> StreamConnection | None:
+        """Promise ``headers`` (a GET) on ``parent``; the pushed stream, or
+        None if the peer cannot take it now or had it already."""
+        path = dict(headers).get(b":path", b"")
+        if not self.can_push or path in self.pushed_paths:
+            return None
+        promised_id = self._next_push_id
+        try:
+            self.core.push_stream(parent.stream_id, promised_id, headers)
+        except SEND_ERRORS as exc:
+            gen_log.debug("%r: no push of %r: %s", self, path, exc)
+            return None
+        self._next_push_id += 2
+        self.pushed_paths.add(path)
+        stream = StreamConnection(self, promised_id, min(parent.priority + 1, 7))
+        stream.pushed_by = parent
+        self.streams[promised_id] = stream
+        self.schedule_flush()
+        return stream
 
     # ------------------------------------------------------------ client
 
@@ -332,9 +371,10 @@ class Session:
     def _pump(self, budget: int) -> None:
         """Send for ready streams: by priority, round-robin among equals."""
         ready = self._ready
-        for stream in sorted(ready, key=_stream_id):
-            # Heads first, in stream-id order: ids must open in sequence.
-            if stream.has_head and not stream.send_head():
+        for stream in sorted(ready, key=_head_order):
+            # Heads first, in stream-id order (ids must open in sequence),
+            # a push's head before its parent's.
+            if stream.has_head and not stream.send_head() and self.client_side:
                 break
         quantum = self.core.max_outbound_frame_size
         order = sorted(ready, key=_send_order)
@@ -394,7 +434,7 @@ class Session:
 
     def _reset(self, stream_id: int, reason: str) -> None:
         try:
-            self.core.reset_stream(stream_id, _RESET_CODES[reason][self._family])
+            self.core.reset_stream(stream_id, _RESET_CODES[reason][self.family])
         except SEND_ERRORS:
             pass  # already closed in the core
         self.schedule_flush()
@@ -406,7 +446,7 @@ class Session:
     def reset_after_response(self, stream: StreamConnection) -> None:
         """The response ended before the request: tell the peer to stop
         sending (h2: NO_ERROR, RFC 9113 section 8.1; SPDY: CANCEL)."""
-        code = 0 if self._family == "h2" else spdy.StatusCode.CANCEL
+        code = 0 if self.family == "h2" else spdy.StatusCode.CANCEL
         try:
             self.core.reset_stream(stream.stream_id, code)
         except SEND_ERRORS:
@@ -500,8 +540,11 @@ def _priority(stream: StreamConnection) -> int:
     return stream.priority
 
 
-def _stream_id(stream: StreamConnection) -> int:
-    return stream.stream_id
+def _head_order(stream: StreamConnection) -> tuple[int, int, int]:
+    parent = stream.pushed_by
+    if parent is not None:
+        return (parent.stream_id, 0, stream.stream_id)
+    return (stream.stream_id, 1, stream.stream_id)
 
 
 def _send_order(stream: StreamConnection) -> tuple[int, int]:

@@ -19,7 +19,7 @@ from tornado.concurrent import Future, future_set_result_unless_cancelled
 from tornado.http1connection import _GzipMessageDelegate
 from tornado.log import app_log, gen_log
 
-from tornado_spdy.http2 import TOO_MANY_STREAMS
+from tornado_spdy.http2 import SEND_ERRORS, TOO_MANY_STREAMS
 
 if TYPE_CHECKING:
     from tornado_spdy.session import Session
@@ -159,6 +159,12 @@ class StreamConnection(httputil.HTTPConnection):
         self._closed = False
         self._close_callback: Callable[[], None] | None = None
         self._response_done: Future[bool] | None = None  # client side
+        # Server push: the stream that promised this one, and (SPDY) how many
+        # of this stream's pushes still lack their head: a SPDY client must
+        # see a push's status before the data that could make it ask.
+        self.pushed_by: StreamConnection | None = None
+        self._pushes_without_head = 0
+        self._holds_parent = False
 
     def __repr__(self) -> str:
         return f"<StreamConnection {self.framing} {self.stream_id}>"
@@ -254,6 +260,10 @@ class StreamConnection(httputil.HTTPConnection):
     def start_request(self, headers: Headers) -> None:
         """Hand a received request to the server's delegate."""
         method, path, _, fields = request_from_headers(headers)
+        if self.session.family == "spdy" and "Accept-Encoding" not in fields:
+            # SPDY clients must take gzip whatever they say (SPDY/3 3.2.1), so
+            # compress_response applies to every SPDY response, as in the seed.
+            fields["Accept-Encoding"] = "gzip"
         start_line = httputil.RequestStartLine(method, path, self.session.version)
         delegate = self.session.server.start_request(self.session, self)
         if self.decompress:
@@ -369,7 +379,7 @@ class StreamConnection(httputil.HTTPConnection):
         """
         if not self._head_sent and not self.send_head():
             return 0
-        if self._local_ended:
+        if self._local_ended or self._pushes_without_head:
             return 0
         core = self.session.core
         stream_id = self.stream_id
@@ -406,7 +416,7 @@ class StreamConnection(httputil.HTTPConnection):
         False if the peer's stream limit holds it back."""
         if self._head is None:
             return False
-        end = self._finishing and not self._chunks
+        end = self._finishing and not self._chunks and not self._pushes_without_head
         try:
             self.session.core.send_headers(
                 self.stream_id, self._head, end_stream=end, **self._head_extra()
@@ -415,9 +425,53 @@ class StreamConnection(httputil.HTTPConnection):
             return False
         self._head = None
         self._head_sent = True
+        self._release_parent()
         if end:
             self._local_end()
         return True
+
+    def write_informational(self, code: int, headers: list[tuple[str, str]]) -> None:
+        """Send a 1xx response (h2 only: SPDY has none) before the final head."""
+        if self.session.family != "h2" or self._head_sent or self._closed:
+            return
+        fields = [(b":status", b"%d" % code)]
+        fields += [(n.lower().encode("latin1"), v.encode("latin1")) for n, v in headers]
+        try:
+            self.session.core.send_headers(self.stream_id, fields)
+        except SEND_ERRORS:
+            return
+        self.session.schedule_flush()
+
+    # ------------------------------------------------------------ push
+
+    def push(self, headers: Headers) -> StreamConnection | None:
+        """Promise a push of the request ``headers`` (h2 names) on this stream
+        and run it through the server's application.
+
+        :returns: the pushed stream, or None where no push can be made (the
+            peer refused pushes, the session is closing, this stream is itself
+            a push or already sent its head, or the stream limit is reached).
+        """
+        if self.pushed_by is not None or self._head_sent or self._closed:
+            return None
+        pushed = self.session.push(self, headers)
+        if pushed is None:
+            return None
+        if self.session.family == "spdy":
+            self._pushes_without_head += 1
+            pushed._holds_parent = True
+        pushed.start_request(headers)
+        pushed.end_received()
+        return pushed
+
+    def _release_parent(self) -> None:
+        """This push's head went out (or never will): let the parent go on."""
+        if self._holds_parent and self.pushed_by is not None:
+            self._holds_parent = False
+            parent = self.pushed_by
+            parent._pushes_without_head -= 1
+            if parent.wants_to_send:
+                self.session.schedule(parent)
 
     def _head_extra(self) -> dict[str, int]:
         return {"priority": self.priority} if self.session.client_side else {}
@@ -471,6 +525,7 @@ class StreamConnection(httputil.HTTPConnection):
         if self._closed:
             return
         self._closed = True
+        self._release_parent()
         self._cancel_body_timer()
         self._inbox.clear()
         self._chunks.clear()

@@ -200,7 +200,11 @@ function serve (opts) {
     log('conn', connId, 'open', opts.tls ? 'tls alpn=' + socket.alpnProtocol : 'plain')
     const connection = createConnection(socket, opts, true)
     connection.on('error', (err) => log('conn', connId, 'connection error:', err.message))
-    connection.on('close', (err) => log('conn', connId, 'closed', err ? err.message : ''))
+    connection.on('close', (err) => {
+      // spdy-transport closes with Error('Fatal error: OK') after a GOAWAY(OK) too.
+      if (err && err.message !== 'Fatal error: OK') log('conn', connId, 'closed with error:', err.message)
+      else log('conn', connId, 'closed')
+    })
     connection.on('stream', (stream) => handleStream(stream, connId, opts))
   }
 

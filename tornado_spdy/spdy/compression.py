@@ -112,10 +112,12 @@ class HeaderCodec:
                 continue
             if b"\0" in value or not name:
                 raise ValueError(f"header {name!r}: empty name or NUL in value")
-            if name in fields:
-                fields[name] += b"\0" + value
-            else:
+            previous = fields.get(name)
+            if previous is None or not previous:
                 fields[name] = value
+            elif value:
+                # SPDY joins repeated names with NUL and forbids empty parts.
+                fields[name] = previous + b"\0" + value
         for name, value in defaults:
             fields.setdefault(name, value)
         status = fields.get(self._status_name)

@@ -79,6 +79,7 @@ class SPDYStream:
         "send_window",
         "inbound",
         "local_headers_sent",
+        "response_pending",
         "remote_headers_received",
         "push_request",
         "push_response",
@@ -94,6 +95,9 @@ class SPDYStream:
         # SYN_STREAM or SYN_REPLY sent / received: later header blocks go in
         # HEADERS frames and are trailers (or, on a push, the response).
         self.local_headers_sent = False
+        # A push whose SYN_STREAM went out before its response headers: they
+        # follow in HEADERS, with the response's defaults.
+        self.response_pending = False
         self.remote_headers_received = False
         self.push_request: Headers | None = None  # a promised push, not yet sent
         self.push_response: Headers = []  # response headers of a received push
@@ -254,6 +258,8 @@ class SPDYConnection:
         flags = FLAG_FIN if end_stream else 0
         stream = self.streams.get(stream_id)
         if stream is None:
+            if stream_id <= self._highest_id_of(stream_id):
+                raise StreamClosedError(stream_id)
             self._open_stream(stream_id, headers, flags, priority or 0)
             return
         if stream.state is StreamState.RESERVED_LOCAL:
@@ -264,7 +270,9 @@ class SPDYConnection:
         if end_stream:
             self._flush_pushes(stream_id)
         if stream.local_headers_sent:
-            block = self.codec.encode(headers)
+            defaults = self._version_header if stream.response_pending else ()
+            stream.response_pending = False
+            block = self.codec.encode(headers, defaults)
             self._send(HeadersFrame(stream_id, block, flags))
         else:
             stream.local_headers_sent = True
@@ -351,7 +359,8 @@ class SPDYConnection:
         request = self.profile.push_url(stream.push_request)
         response = list(response)
         stream.push_request = None
-        stream.local_headers_sent = bool(response)
+        stream.local_headers_sent = True
+        stream.response_pending = not response
         stream.advance(StreamInput.SEND_PUSH)
         defaults = self._version_header if response else ()
         block = self.codec.encode([*request, *response], defaults)
@@ -557,6 +566,7 @@ class SPDYConnection:
                     self._handlers[type(frame)](self, frame, events)
                 except StreamError as exc:
                     self._stream_error(exc, events)
+            self._parser.raise_pending()
         except ProtocolError as exc:
             self._terminated = True
             self.close_connection(exc.error_code)
@@ -583,7 +593,7 @@ class SPDYConnection:
         if stream_id <= self._highest_inbound_id:
             if stream_id in self.streams:
                 raise StreamError(
-                    "stream id in use", stream_id, StatusCode.STREAM_IN_USE
+                    "stream id in use", stream_id, StatusCode.PROTOCOL_ERROR
                 )
             raise ProtocolError(f"SYN_STREAM {stream_id} reuses or goes back")
         if (
@@ -720,6 +730,8 @@ class SPDYConnection:
         stream = self.streams.get(stream_id)
         if stream is not None and stream.advance(stream_input):
             return stream
+        if stream_id == 0:
+            raise ProtocolError("a stream frame for stream 0")
         if stream_id in self._recent_resets or self._goaway_sent_last_id is not None:
             return None
         if stream is None and stream_id > self._highest_id_of(stream_id):

@@ -432,9 +432,16 @@ class FrameParser:
         self._pending: list[bytes] = []
         self._pending_length = 0
         self._needed = 8
+        self._error: ProtocolError | None = None
 
     def feed(self, data: bytes) -> list[Frame]:
-        """Parse every complete frame in what was fed so far."""
+        """Parse every complete frame in what was fed so far.
+
+        A malformed frame after good ones in the same input is reported by
+        `raise_pending`, once the good ones are handled, so that the outcome
+        does not depend on how the bytes were split.
+        """
+        self.raise_pending()
         if self._pending:
             self._pending.append(data)
             self._pending_length += len(data)
@@ -452,15 +459,23 @@ class FrameParser:
             first, second = unpack(view, position)
             length = second & MAX_LENGTH
             if length > self.max_frame_size:
-                raise FrameSizeError(
-                    f"frame of {length} bytes over the limit of {self.max_frame_size}"
+                return self._fail(
+                    frames,
+                    FrameSizeError(
+                        f"frame of {length} bytes over the limit of "
+                        f"{self.max_frame_size}"
+                    ),
                 )
             start = position + 8
             if end - start < length:
                 break
             position = start + length
             if first & 0x80000000:
-                append(self._control(first, second >> 24, view[start:position]))
+                try:
+                    frame = self._control(first, second >> 24, view[start:position])
+                except ProtocolError as exc:
+                    return self._fail(frames, exc)
+                append(frame)
             else:
                 append(DataFrame(first, view[start:position], second >> 24))
         if position < end:
@@ -473,6 +488,21 @@ class FrameParser:
         else:
             self._pending_length = 0
         return frames
+
+    def _fail(self, frames: list[Frame], error: ProtocolError) -> list[Frame]:
+        """Stop at a bad frame: raise now, or after the good frames before it."""
+        self._pending.clear()
+        self._pending_length = 0
+        if not frames:
+            raise error
+        self._error = error
+        return frames
+
+    def raise_pending(self) -> None:
+        """Raise the error found after the frames the last `feed` returned."""
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
     def _control(self, first: int, flags: int, payload: memoryview) -> Frame:
         version = (first >> 16) & 0x7FFF
