@@ -1089,50 +1089,109 @@ class XsrfTest(MatrixMixin, AsyncSPDYTestCase):
 # ------------------------------------------------------------------ xheaders
 
 
+def remote(request: httputil.HTTPServerRequest) -> dict[str, Any]:
+    return {"remote_ip": request.remote_ip, "protocol": request.protocol}
+
+
 class RemoteIp(RequestHandler):
     async def get(self) -> None:
-        barrier = self.settings["barrier"]
         if self.get_argument("wait", None):
-            ok = await barrier.wait()
+            ok = await self.settings["barrier"].wait()
             if not ok:
                 raise HTTPError(503, reason="barrier not reached")
-        self.write({"remote_ip": self.request.remote_ip, "protocol": self.request.protocol})
+        self.write(remote(self.request))
+
+
+@stream_request_body
+class RemoteIpUpload(RequestHandler):
+    """Its request stays open (the body is held back by the client) while
+    other requests come and go on the same session."""
+
+    def prepare(self) -> None:
+        self.settings["upload_started"].set()
+        self.size = 0
+
+    def data_received(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+
+    def post(self) -> None:
+        self.write({**remote(self.request), "size": self.size})
 
 
 class XHeadersTest(MatrixMixin, AsyncSPDYTestCase):
     def get_app(self) -> Application:
-        self.barrier = Barrier(3)
-        return Application([("/ip", RemoteIp)], barrier=self.barrier)
+        self.barrier = Barrier(2)
+        self.upload_started = asyncio.Event()
+        return Application(
+            [("/ip", RemoteIp), ("/upload", RemoteIpUpload)],
+            barrier=self.barrier,
+            upload_started=self.upload_started,
+        )
 
     def get_httpserver_options(self) -> dict[str, Any]:
         return {"xheaders": True}
 
     @gen_test(timeout=20)
-    async def test_x_real_ip_is_per_stream(self) -> None:
-        # Three requests in their handlers at once: what one stream's headers
-        # say must not leak into another stream of the same session.
-        first, second, third = await asyncio.gather(
+    async def test_x_real_ip_of_concurrent_requests(self) -> None:
+        # Two requests in their handlers at once, each with its own headers.
+        first, second = await asyncio.gather(
             self.fetch_async("/ip?wait=1", headers={"X-Real-Ip": "10.0.0.1"}),
             self.fetch_async(
                 "/ip?wait=1", headers={"X-Real-Ip": "10.0.0.2", "X-Scheme": "http"}
             ),
-            self.fetch_async("/ip?wait=1"),
         )
-        assert self.barrier.arrived == 3
+        assert self.barrier.arrived == 2
         assert json_decode(first.body) == {"remote_ip": "10.0.0.1", "protocol": "https"}
         assert json_decode(second.body) == {"remote_ip": "10.0.0.2", "protocol": "http"}
-        assert json_decode(third.body) == {"remote_ip": "127.0.0.1", "protocol": "https"}
-        # A later request without the headers sees the real peer.
+        # Later requests without the headers see the real peer.
         plain = await self.fetch_async("/ip")
         assert json_decode(plain.body) == {"remote_ip": "127.0.0.1", "protocol": "https"}
         forwarded = await self.fetch_async(
             "/ip", headers={"X-Forwarded-For": "192.0.2.7, 127.0.0.1"}
         )
         assert json_decode(forwarded.body)["remote_ip"] == "127.0.0.1"
-        forwarded = await self.fetch_async(
-            "/ip", headers={"X-Forwarded-For": "192.0.2.7"}
-        )
+        forwarded = await self.fetch_async("/ip", headers={"X-Forwarded-For": "192.0.2.7"})
         assert json_decode(forwarded.body)["remote_ip"] == "192.0.2.7"
+        self.assert_one_session()
+
+    @gen_test(timeout=20)
+    async def test_x_real_ip_does_not_leak_into_other_streams(self) -> None:
+        # Tornado rewrites the connection's context from a request's
+        # X-Real-Ip until that request's body has arrived; over a session the
+        # context must be the stream's own, or the other streams see it.
+        release = asyncio.Event()
+
+        async def held_body(write: Callable[[bytes], Any]) -> None:
+            await write(b"x" * 1000)
+            await release.wait()
+            await write(b"y" * 1000)
+
+        upload = asyncio.ensure_future(
+            self.fetch_async(
+                "/upload",
+                method="POST",
+                body_producer=held_body,
+                headers={
+                    "X-Real-Ip": "10.9.9.9",
+                    "X-Scheme": "http",
+                    "Content-Length": "2000",
+                    "Content-Type": "application/octet-stream",
+                },
+            )
+        )
+        await asyncio.wait_for(self.upload_started.wait(), 10)
+        during = await self.fetch_async("/ip")
+        other = await self.fetch_async("/ip", headers={"X-Real-Ip": "10.0.0.3"})
+        assert not upload.done()
+        release.set()
+        uploaded = await asyncio.wait_for(upload, 10)
+        assert json_decode(during.body) == {"remote_ip": "127.0.0.1", "protocol": "https"}
+        assert json_decode(other.body) == {"remote_ip": "10.0.0.3", "protocol": "https"}
+        assert json_decode(uploaded.body) == {
+            "remote_ip": "10.9.9.9",
+            "protocol": "http",
+            "size": 2000,
+        }
         self.assert_one_session()
 
 

@@ -79,7 +79,7 @@ class SPDYClient(SimpleAsyncHTTPClient):
             self.tcp_client, list(protocols), plain_protocol, params
         )
 
-    def fetch(  # type: ignore[override]
+    def fetch(
         self,
         request: str | HTTPRequest,
         raise_error: bool = True,
@@ -186,7 +186,8 @@ class SessionPool:
                 host, port, ssl_options=ssl_options, **connect_args
             )
             if isinstance(stream, SSLIOStream):
-                framing = tls.negotiated_protocol(stream.socket) or "http/1.1"  # type: ignore[arg-type]
+                assert isinstance(stream.socket, ssl.SSLSocket)
+                framing = tls.negotiated_protocol(stream.socket) or "http/1.1"
             if framing not in MULTIPLEXED:
                 return stream
             core = new_core(framing, True, self.params)
@@ -249,9 +250,9 @@ class _StreamHTTPConnection(_HTTPConnection):
     def __init__(self, client: SPDYClient, request: Any, *args: Any) -> None:
         self.pool = client.pool
         self.framing = "http/1.1"
-        args = list(args)
-        args[3] = _BoundPool(client.pool, request)  # the tcp_client argument
-        super().__init__(client, request, *args)
+        arguments = list(args)
+        arguments[3] = _BoundPool(client.pool, request)  # the tcp_client argument
+        super().__init__(client, request, *arguments)
 
     def _get_ssl_options(self, scheme: str) -> Any:
         if scheme != "https":

@@ -161,7 +161,7 @@ def request_priority(core: Core, event: Any) -> int:
                     return min(int(part[2:]), 7)
     update = getattr(event, "priority_updated", None)
     if update is not None and update.weight:
-        return 7 - min((update.weight - 1) // 32, 7)
+        return 7 - min((int(update.weight) - 1) // 32, 7)
     return DEFAULT_URGENCY
 
 

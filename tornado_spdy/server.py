@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from tornado import httputil, iostream
-from tornado.http1connection import HTTP1ServerConnection
+from tornado.http1connection import HTTP1Connection, HTTP1ServerConnection
 from tornado.httpserver import HTTPServer, _HTTPRequestContext
 from tornado.ioloop import IOLoop
 from tornado.log import access_log, gen_log
@@ -59,7 +59,7 @@ def session_handler(framing: str) -> ProtocolHandler:
     ) -> None:
         core = new_core(framing, False, server.session_params)
         session = Session(stream, core, server.session_params, context, server)
-        server._connections.add(session)
+        server.track(session)
         session.start(initial)
 
     serve.__name__ = f"serve_{framing.replace('/', '').replace('.', '')}"
@@ -102,7 +102,7 @@ class SPDYServer(HTTPServer):
     and `tornado.testing.AsyncHTTPTestCase` use it.
     """
 
-    def initialize(  # type: ignore[override]
+    def initialize(
         self,
         request_callback: httputil.HTTPServerConnectionDelegate
         | Callable[[httputil.HTTPServerRequest], None],
@@ -171,7 +171,9 @@ class SPDYServer(HTTPServer):
     def configurable_default(cls) -> type[HTTPServer]:
         return SPDYServer
 
-    async def handle_stream(self, stream: iostream.IOStream, address: tuple) -> None:
+    async def handle_stream(  # type: ignore[override]
+        self, stream: iostream.IOStream, address: tuple[Any, ...]
+    ) -> None:
         """Pick the protocol of a new connection and hand it to its handler."""
         try:
             name, initial = await asyncio.wait_for(
@@ -221,8 +223,12 @@ class SPDYServer(HTTPServer):
         if self._connections:
             await self.close_all_connections()
 
+    def track(self, connection: Session) -> None:
+        """Count ``connection`` among those `close_all_connections` closes."""
+        self._connections.add(connection)  # type: ignore[arg-type]
+
     def on_close(self, server_conn: object) -> None:
-        self._connections.discard(server_conn)  # type: ignore[arg-type]
+        self._connections.discard(server_conn)
 
     def upgrade_to_h2c(
         self,
@@ -233,6 +239,7 @@ class SPDYServer(HTTPServer):
         """Take over an HTTP/1.1 connection whose request asked for h2c."""
         settings = headers["HTTP2-Settings"].encode("ascii")
         context = request_conn.context  # type: ignore[attr-defined]
+        assert isinstance(request_conn, HTTP1Connection)
         stream = request_conn.detach()  # its HTTP1ServerConnection then ends
         stream.write(
             b"HTTP/1.1 101 Switching Protocols\r\n"
@@ -240,7 +247,7 @@ class SPDYServer(HTTPServer):
         )
         core = new_core("h2", False, self.session_params)
         session = Session(stream, core, self.session_params, context, self)
-        self._connections.add(session)
+        self.track(session)
         session.start(upgrade=(settings, _h2_request(start_line, headers)))
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import http
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -30,6 +31,8 @@ Headers = list[tuple[bytes, bytes]]
 HOP_BY_HOP = frozenset(
     ("connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade")
 )
+
+HTTP_REASONS = {status.value: status.phrase for status in http.HTTPStatus}
 
 _END = None  # the inbox marker for the end of the peer's side
 
@@ -95,7 +98,7 @@ def response_from_headers(
             code = int(value)
         elif name[:1] != b":":
             fields.add(name.decode("latin1"), value.decode("latin1"))
-    reason = httputil.responses.get(code, "Unknown")
+    reason = HTTP_REASONS.get(code, "Unknown")
     return httputil.ResponseStartLine(version, code, reason), fields
 
 
@@ -586,7 +589,7 @@ class StreamConnection(httputil.HTTPConnection):
 def _as_future(result: Awaitable[Any]) -> Future[Any]:
     from tornado.gen import convert_yielded
 
-    return convert_yielded(result)  # type: ignore[return-value]
+    return convert_yielded(result)
 
 
 def _find_request(delegate: Any) -> httputil.HTTPServerRequest | None:

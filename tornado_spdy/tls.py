@@ -29,14 +29,14 @@ def set_protocols(context: ssl.SSLContext, protocols: Sequence[str]) -> None:
     if SUPPORTS_ALPN:
         context.set_alpn_protocols(protocols)
     if SUPPORTS_NPN:  # pragma: no cover - not on this Python
-        context.set_npn_protocols(protocols)  # type: ignore[attr-defined]
+        context.set_npn_protocols(protocols)
 
 
 def negotiated_protocol(sock: ssl.SSLSocket) -> str | None:
     """The protocol a finished handshake agreed on, by ALPN or NPN."""
     protocol = sock.selected_alpn_protocol() if SUPPORTS_ALPN else None
     if protocol is None and SUPPORTS_NPN:  # pragma: no cover - not on this Python
-        protocol = sock.selected_npn_protocol()  # type: ignore[attr-defined]
+        protocol = sock.selected_npn_protocol()
     return protocol
 
 
