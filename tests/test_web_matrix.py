@@ -39,6 +39,7 @@ from tornado.web import (
     HTTPError,
     RedirectHandler,
     RequestHandler,
+    authenticated,
     stream_request_body,
 )
 
@@ -229,6 +230,16 @@ class ReadCookies(RequestHandler):
                 "user": user.decode() if user is not None else None,
             }
         )
+
+
+class Secret(RequestHandler):
+    def get_current_user(self) -> str | None:
+        user = self.get_signed_cookie("user")
+        return user.decode() if user is not None else None
+
+    @authenticated
+    def get(self) -> None:
+        self.write({"user": self.current_user})
 
 
 class Redirect(RequestHandler):
@@ -451,6 +462,7 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
                 (r"/unicode/(.*)", UnicodePath),
                 ("/cookies/set", SetCookies),
                 ("/cookies/read", ReadCookies),
+                ("/secret", Secret),
                 ("/redirect", Redirect),
                 ("/moved", RedirectHandler, {"url": "/target", "permanent": True}),
                 ("/target", Target),
@@ -471,6 +483,7 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
             ],
             static_path=STATIC_DIR,
             cookie_secret="matrix-secret-" + "x" * 32,
+            login_url="/login",
             state=self.state,
         )
 
@@ -609,6 +622,25 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
         assert body["name"] == name
         assert body["q"] == "ünï ☃"
 
+    @gen_test(timeout=20)
+    async def test_raw_unicode_url_as_over_http1(self) -> None:
+        # Tornado's HTTP/1.1 client sends a URL's non-ASCII characters as
+        # UTF-8 bytes, and its server reads the path as latin-1 text: the
+        # query decodes to the text, the path keeps the bytes.
+        response = await self.fetch_async("/unicode/ñandú/😀?q=ü☃")
+        assert response.code == 200
+        body = json_decode(response.body)
+        assert body["q"] == "ü☃"
+        assert body["path"] == "/unicode/" + "ñandú/😀".encode().decode("latin1")
+
+    @gen_test(timeout=20)
+    async def test_large_header_values(self) -> None:
+        big = "v" * 16000
+        response = await self.fetch_async("/headers", headers={"X-Uni": big})
+        assert response.code == 200
+        assert json_decode(response.body)["uni"] == big
+        assert response.headers["X-Uni-Out"] == big
+
     # ---------------------------------------------------------- cookies
 
     @gen_test(timeout=20)
@@ -638,6 +670,16 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
         )
         assert json_decode(response.body)["user"] is None
         self.assert_one_session()
+
+    @gen_test(timeout=20)
+    async def test_authenticated_with_a_signed_cookie(self) -> None:
+        response = await self.fetch_async("/secret", follow_redirects=False)
+        assert response.code == 302
+        assert response.headers["Location"] == "/login?next=%2Fsecret"
+        signed = set_cookies(await self.fetch_async("/cookies/set"))["user"].value
+        response = await self.fetch_async("/secret", headers={"Cookie": f"user={signed}"})
+        assert response.code == 200
+        assert json_decode(response.body) == {"user": "alice"}
 
     @gen_test(timeout=20)
     async def test_client_sends_several_cookies_in_one_header(self) -> None:
@@ -992,12 +1034,35 @@ class GzipStreamed(RequestHandler):
             await self.flush()
 
 
+class GzipUpload(RequestHandler):
+    def post(self) -> None:
+        self.write({"sha256": sha256(self.request.body), "size": len(self.request.body)})
+
+
 class GzipTest(MatrixMixin, AsyncSPDYTestCase):
     def get_app(self) -> Application:
         return Application(
-            [("/text", GzipText), ("/streamed", GzipStreamed), ("/info", Info)],
+            [("/text", GzipText), ("/streamed", GzipStreamed), ("/upload", GzipUpload)],
             compress_response=True,
         )
+
+    def get_httpserver_options(self) -> dict[str, Any]:
+        return {"decompress_request": True}
+
+    @gen_test(timeout=20)
+    async def test_server_decompresses_a_gzipped_request_body(self) -> None:
+        data = GZIP_TEXT.encode() * 20
+        response = await self.fetch_async(
+            "/upload",
+            method="POST",
+            body=gzip.compress(data),
+            headers={
+                "Content-Encoding": "gzip",
+                "Content-Type": "application/octet-stream",
+            },
+        )
+        assert response.code == 200
+        assert json_decode(response.body) == {"sha256": sha256(data), "size": len(data)}
 
     @gen_test(timeout=20)
     async def test_client_decompresses(self) -> None:
@@ -1027,12 +1092,18 @@ class GzipTest(MatrixMixin, AsyncSPDYTestCase):
         assert gzip.decompress(streamed.body).decode() == GZIP_TEXT
 
     @gen_test(timeout=20)
-    async def test_identity_without_accept_encoding(self) -> None:
+    async def test_without_accept_encoding(self) -> None:
         response = await self.fetch_async("/text", decompress_response=False)
         assert response.code == 200
-        assert "Content-Encoding" not in response.headers
-        assert response.body.decode() == GZIP_TEXT
         assert "Accept-Encoding" in response.headers["Vary"]
+        if self.protocol.startswith("spdy/"):
+            # SPDY clients must take gzip whatever they ask for (SPDY/3
+            # section 3.2.1): the server compresses every SPDY response.
+            assert response.headers["Content-Encoding"] == "gzip"
+            assert gzip.decompress(response.body).decode() == GZIP_TEXT
+        else:
+            assert "Content-Encoding" not in response.headers
+            assert response.body.decode() == GZIP_TEXT
 
 
 # ------------------------------------------------------------------ xsrf

@@ -12,13 +12,20 @@ server speaks only HTTP/1.1 the pool hands back the TCP connection itself.
 
 from __future__ import annotations
 
+import io
 import ssl
+import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tornado import httputil
 from tornado.concurrent import Future
+from tornado.gen import convert_yielded
 from tornado.httpclient import HTTPRequest, HTTPResponse
+from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, SSLIOStream
+from tornado.log import app_log
 from tornado.simple_httpclient import SimpleAsyncHTTPClient, _HTTPConnection
 from tornado.tcpclient import TCPClient
 
@@ -28,7 +35,7 @@ from tornado_spdy.session import Session, SessionParameters, new_core
 from tornado_spdy.stream import StreamConnection
 
 #: Request options this client adds to `HTTPRequest` (passed to ``fetch``).
-REQUEST_EXTRAS = ("priority", "force_connection", "protocol")
+REQUEST_EXTRAS = ("push_callback", "priority", "force_connection", "protocol")
 
 OriginKey = tuple[str, int, str]
 
@@ -43,11 +50,15 @@ class SPDYClient(SimpleAsyncHTTPClient):
         default) or a multiplexed protocol by prior knowledge.
     :arg session_params: limits of the client's sessions.
 
-    `fetch` takes these besides `HTTPRequest`'s arguments: ``priority``
-    (0 most urgent to 7), ``force_connection`` (a new session for this
-    request) and ``protocol`` (force one protocol). Responses carry
-    ``framing``: ``"h2"``, ``"spdy/3.1"``, ``"spdy/3"``, ``"spdy/2"`` or
-    ``"http/1.1"``.
+    `fetch` takes these besides `HTTPRequest`'s arguments: ``push_callback``
+    (called with an `HTTPResponse` for each resource the server pushes with
+    this response), ``priority`` (0 most urgent to 7), ``force_connection`` (a
+    new session for this request) and ``protocol`` (force one protocol).
+    Responses carry ``framing`` (``"h2"``, ``"spdy/3.1"``, ``"spdy/3"``,
+    ``"spdy/2"`` or ``"http/1.1"``) and ``associated_urls`` (what the server
+    promised with it); pushed responses carry ``associated_to_url``. A later
+    GET of a pushed URL is answered from the push, waiting for it if it is
+    still arriving, without a request of its own.
     """
 
     def initialize(  # type: ignore[override]
@@ -94,6 +105,25 @@ class SPDYClient(SimpleAsyncHTTPClient):
             setattr(request, name, value)
         return super().fetch(request, raise_error=raise_error)
 
+    def fetch_impl(
+        self, request: HTTPRequest, callback: Callable[[HTTPResponse], None]
+    ) -> None:
+        pushed = None
+        if request.method == "GET" and not _extra(request, "force_connection"):
+            pushed = self.pool.take_push(request.url, _extra(request, "protocol"))
+        if pushed is None:
+            super().fetch_impl(request, callback)
+            return
+
+        def answer(future: Future[HTTPResponse | None]) -> None:
+            response = future.result()
+            if response is None:  # the push failed: ask for it after all
+                super(SPDYClient, self).fetch_impl(request, callback)
+            else:
+                callback(_answer_from_push(request, response))
+
+        self.io_loop.add_future(pushed, answer)
+
     def _connection_class(self) -> type:
         return _StreamHTTPConnection
 
@@ -123,6 +153,8 @@ class SessionPool:
         self.plain_protocol = plain_protocol
         self.params = params
         self.sessions: dict[OriginKey, Session] = {}
+        #: Pushed responses not fetched yet, by URL, per session.
+        self.pushes: dict[Session, dict[str, Future[HTTPResponse | None]]] = {}
         self._connecting: dict[OriginKey, Future[Session | None]] = {}
         self._contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
 
@@ -192,6 +224,8 @@ class SessionPool:
                 return stream
             core = new_core(framing, True, self.params)
             session = Session(stream, core, self.params, f"{host}:{port}", self)
+            session.accept_push = self._accept_push
+            self.pushes[session] = {}
             session.start()
             self.sessions[key] = session
             waiter.set_result(session)
@@ -215,6 +249,40 @@ class SessionPool:
         for key, value in list(self.sessions.items()):
             if value is session:
                 del self.sessions[key]
+        for future in self.pushes.pop(session, {}).values():
+            if not future.done():
+                future.set_result(None)
+
+    def _accept_push(
+        self, parent: StreamConnection, pushed: StreamConnection, headers: Any
+    ) -> _PushedResponse | None:
+        """A server pushed a stream: collect its response for the push cache
+        and the parent request's ``push_callback``."""
+        cache = self.pushes.get(parent.session)
+        request = getattr(parent, "client_request", None)
+        if cache is None or request is None:
+            return None
+        url = _push_url(headers, request.url)
+        if url in cache or len(cache) >= self.params.max_pushed_responses:
+            return None
+        parent.associated_urls.append(url)
+        future: Future[HTTPResponse | None] = Future()
+        cache[url] = future
+        pushed.decompress = parent.decompress
+        return _PushedResponse(url, request, future, parent.framing)
+
+    def take_push(
+        self, url: str, framing: str | None = None
+    ) -> Future[HTTPResponse | None] | None:
+        """The pushed response for ``url``, if a session (of ``framing``, when
+        given) has one; each push answers one fetch."""
+        for session, cache in self.pushes.items():
+            if framing is not None and session.framing != framing:
+                continue
+            future = cache.pop(url, None)
+            if future is not None:
+                return future
+        return None
 
     def close(self) -> None:
         for session in list(self.sessions.values()):
@@ -250,6 +318,8 @@ class _StreamHTTPConnection(_HTTPConnection):
     def __init__(self, client: SPDYClient, request: Any, *args: Any) -> None:
         self.pool = client.pool
         self.framing = "http/1.1"
+        self.associated_urls: list[str] = []
+        self._retried = False
         arguments = list(args)
         arguments[3] = _BoundPool(client.pool, request)  # the tcp_client argument
         super().__init__(client, request, *arguments)
@@ -264,6 +334,8 @@ class _StreamHTTPConnection(_HTTPConnection):
             return super()._create_connection(stream)
         connection = stream.connection
         self.framing = connection.framing
+        self.associated_urls = connection.associated_urls
+        connection.client_request = self.request  # type: ignore[attr-defined]
         connection.decompress = bool(self.request.decompress_response)
         if self.max_body_size is not None:
             connection.set_max_body_size(self.max_body_size)
@@ -271,7 +343,28 @@ class _StreamHTTPConnection(_HTTPConnection):
 
     def _run_callback(self, response: HTTPResponse) -> None:
         response.framing = self.framing  # type: ignore[attr-defined]
+        response.associated_urls = list(self.associated_urls)  # type: ignore[attr-defined]
         super()._run_callback(response)
+
+    def on_connection_close(self) -> None:
+        handle = getattr(self, "stream", None)
+        if (
+            isinstance(handle, _StreamHandle)
+            and handle.connection.refused
+            and not self._retried
+            and self.request.body_producer is None
+            and self.final_callback is not None
+        ):
+            # The server refused the stream unprocessed (GOAWAY or
+            # REFUSED_STREAM): send it once more, on a new session if need be.
+            self._retried = True
+            self.code = self.headers = None
+            self.chunks = bytearray()
+            IOLoop.current().add_future(
+                convert_yielded(self.run()), lambda f: f.result()
+            )
+            return
+        super().on_connection_close()
 
 
 class _BoundPool:
@@ -286,6 +379,103 @@ class _BoundPool:
 
     def close(self) -> None:
         pass
+
+
+class _PushedResponse(httputil.HTTPMessageDelegate):
+    """Collects a pushed response into an `HTTPResponse`."""
+
+    def __init__(
+        self, url: str, parent_request: Any, future: Future[Any], framing: str
+    ):
+        self.url = url
+        self.framing = framing
+        self.parent_request = parent_request
+        self.future = future
+        self.start_time = time.time()
+        self.code = 0
+        self.reason = ""
+        self.headers = httputil.HTTPHeaders()
+        self.chunks: list[bytes] = []
+
+    def headers_received(
+        self,
+        start_line: httputil.RequestStartLine | httputil.ResponseStartLine,
+        headers: httputil.HTTPHeaders,
+    ) -> None:
+        assert isinstance(start_line, httputil.ResponseStartLine)
+        self.code, self.reason, self.headers = (
+            start_line.code,
+            start_line.reason,
+            headers,
+        )
+
+    def data_received(self, chunk: bytes) -> None:
+        self.chunks.append(chunk)
+
+    def finish(self) -> None:
+        response = HTTPResponse(
+            HTTPRequest(self.url, headers=self.headers),
+            self.code,
+            reason=self.reason,
+            headers=self.headers,
+            buffer=io.BytesIO(b"".join(self.chunks)),
+            effective_url=self.url,
+            request_time=time.time() - self.start_time,
+            start_time=self.start_time,
+        )
+        response.associated_to_url = self.parent_request.url  # type: ignore[attr-defined]
+        response.framing = self.framing  # type: ignore[attr-defined]
+        if not self.future.done():
+            self.future.set_result(response)
+        callback = _extra(self.parent_request, "push_callback")
+        if callback is not None:
+            try:
+                callback(response)
+            except Exception:
+                app_log.error(
+                    "Exception in push_callback for %s", self.url, exc_info=True
+                )
+
+    def on_connection_close(self) -> None:
+        if not self.future.done():
+            self.future.set_result(None)
+
+
+def _push_url(headers: Any, parent_url: str) -> str:
+    """The absolute URL a push promises (its authority may be missing)."""
+    fields = {bytes(n).decode("latin1"): bytes(v).decode("latin1") for n, v in headers}
+    parent = urllib.parse.urlsplit(parent_url)
+    scheme = fields.get(":scheme") or parent.scheme
+    authority = fields.get(":authority") or parent.netloc
+    return f"{scheme}://{authority}{fields.get(':path', '/')}"
+
+
+def _answer_from_push(request: Any, pushed: HTTPResponse) -> HTTPResponse:
+    """A fetch's response made from a pushed one."""
+    body = pushed.body
+    if request.header_callback is not None:
+        request.header_callback(f"HTTP/1.1 {pushed.code} {pushed.reason}\r\n")
+        for name, value in pushed.headers.get_all():
+            request.header_callback(f"{name}: {value}\r\n")
+        request.header_callback("\r\n")
+    if request.streaming_callback is not None:
+        request.streaming_callback(body)
+        body = b""
+    response = HTTPResponse(
+        request,
+        pushed.code,
+        reason=pushed.reason,
+        headers=pushed.headers,
+        buffer=io.BytesIO(body),
+        effective_url=pushed.effective_url,
+        request_time=pushed.request_time,
+        start_time=pushed.start_time,
+    )
+    response.framing = getattr(pushed, "framing", None)  # type: ignore[attr-defined]
+    response.associated_to_url = getattr(pushed, "associated_to_url", None)  # type: ignore[attr-defined]
+    response.associated_urls = []  # type: ignore[attr-defined]
+    response.pushed = True  # type: ignore[attr-defined]
+    return response
 
 
 def _extra(request: Any, name: str) -> Any:

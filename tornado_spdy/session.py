@@ -71,6 +71,9 @@ class SessionParameters:
     :arg decompress: gunzip request bodies sent with ``Content-Encoding: gzip``.
     :arg write_buffer_size: bytes that may wait in the IOStream before the
         write pump pauses (and the read loop with it).
+    :arg enable_push: (clients) accept server pushes.
+    :arg max_pushed_responses: (clients) pushed responses kept for later
+        fetches on one session; more pushes are refused.
     """
 
     max_concurrent_streams: int = 100
@@ -85,6 +88,8 @@ class SessionParameters:
     idle_connection_timeout: float = 3600.0
     decompress: bool = False
     write_buffer_size: int = 1024 * 1024
+    enable_push: bool = True
+    max_pushed_responses: int = 100
 
 
 def new_core(framing: str, client_side: bool, params: SessionParameters) -> Core:
@@ -96,7 +101,7 @@ def new_core(framing: str, client_side: bool, params: SessionParameters) -> Core
             initial_window_size=params.initial_window_size,
             session_window_size=params.session_window_size,
             max_header_list_size=params.max_header_size,
-            enable_push=False,
+            enable_push=params.enable_push,
         )
     config = spdy.SPDYConfiguration(
         client_side=client_side,
@@ -107,7 +112,7 @@ def new_core(framing: str, client_side: bool, params: SessionParameters) -> Core
         max_header_list_size=params.max_header_size,
         max_header_fields=params.max_header_fields,
         max_outbound_frame_size=params.max_frame_size,
-        enable_push=False,
+        enable_push=params.enable_push,
     )
     return spdy.SPDYConnection(config)
 
@@ -145,6 +150,9 @@ class Session:
         self._next_push_id = 2
         self.pushed_paths: set[bytes] = set()  # never the same URL twice
         self._push_refused = False
+        #: Client side: called with (parent, pushed stream, request headers) for
+        #: each push; returns the pushed response's delegate, or None to refuse.
+        self.accept_push: Any = None
         self.io_loop = IOLoop.current()
         self.streams: dict[int, StreamConnection] = {}
         self._ready: dict[StreamConnection, None] = {}  # streams with output
@@ -251,8 +259,22 @@ class Session:
             stream.response_received(event.headers)
 
     def _on_push(self, event: Any) -> None:
-        # Pushes are accepted by the client in a later version; refuse them.
-        self._reset(event.pushed_stream_id, "refused")
+        parent = self.streams.get(event.parent_stream_id)
+        accept = self.accept_push
+        if parent is None or accept is None:
+            self._reset(event.pushed_stream_id, "refused")
+            return
+        stream = StreamConnection(
+            self, event.pushed_stream_id, min(parent.priority + 1, 7)
+        )
+        stream.pushed_by = parent
+        stream.expect_push()
+        self.streams[stream.stream_id] = stream
+        delegate = accept(parent, stream, event.headers)
+        if delegate is None:
+            stream.reset("refused")
+        else:
+            stream.read_response(delegate)
 
     def _on_data(self, event: Any) -> None:
         stream = self.streams.get(event.stream_id)
@@ -272,6 +294,8 @@ class Session:
             if event.error_code == REFUSED_STREAM[self.family]:
                 self._push_refused = True  # a SPDY client that wants no pushes
         if stream is not None:
+            if event.error_code == REFUSED_STREAM[self.family]:
+                stream.refused = True  # not processed: safe to send again
             gen_log.debug(
                 "%s stream %s reset: %s",
                 self.framing,
@@ -289,9 +313,11 @@ class Session:
             "%s from %s: GOAWAY %s", self.framing, self.context, event.error_code
         )
         if self.client_side:
-            # Our streams the server never saw will not be answered.
+            # Our streams the server never saw will not be answered: they may
+            # be sent again elsewhere.
             for stream in list(self.streams.values()):
-                if stream.stream_id > event.last_stream_id:
+                if stream.stream_id > event.last_stream_id and stream.stream_id & 1:
+                    stream.refused = True
                     stream.close()
         self.start_draining()
 

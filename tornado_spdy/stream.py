@@ -168,6 +168,11 @@ class StreamConnection(httputil.HTTPConnection):
         self.pushed_by: StreamConnection | None = None
         self._pushes_without_head = 0
         self._holds_parent = False
+        #: The peer refused the stream unprocessed (REFUSED_STREAM, or above a
+        #: GOAWAY's last stream id): a client may send it again.
+        self.refused = False
+        #: Client side: URLs the server promised on this stream.
+        self.associated_urls: list[str] = []
 
     def __repr__(self) -> str:
         return f"<StreamConnection {self.framing} {self.stream_id}>"
@@ -249,6 +254,11 @@ class StreamConnection(httputil.HTTPConnection):
         if self._closed:
             self._close_delegate()
         return self._response_done
+
+    def expect_push(self) -> None:
+        """This is a pushed stream on a client: nothing is sent on it."""
+        self._head_sent = True
+        self._local_ended = True
 
     def response_received(self, headers: Headers) -> None:
         """The response head arrived."""

@@ -23,6 +23,11 @@
 //       push {path, parent_path, status, request_headers, headers, body_sha256,
 //       body_length}. On failure it prints {"error": "..."} and exits with status 1.
 //
+// The server also takes --guess-version (do not tell spdy-transport the version: it
+// learns 2 or 3 from the first control frame, as a node-spdy server on plain TCP
+// does) and --auto-spdy31 (its autoSpdy31 option: switch to 3.1 on the first
+// WINDOW_UPDATE for stream 0).
+//
 // Both modes take --window-size N (the spdy-transport connection option windowSize:
 // the receive window this side advertises, 1 MiB by default) and --compress (turn on
 // zlib compression of header blocks; spdy-transport stores them, level 0, otherwise).
@@ -53,6 +58,8 @@ function parseArgs (argv) {
     plan: null,
     windowSize: undefined,
     compress: false,
+    guessVersion: false,
+    autoSpdy31: false,
     timeout: 50
   }
   for (let i = 1; i < argv.length; i++) {
@@ -70,6 +77,8 @@ function parseArgs (argv) {
     else if (a === '--plan') opts.plan = JSON.parse(next())
     else if (a === '--window-size') opts.windowSize = parseInt(next(), 10)
     else if (a === '--compress') opts.compress = true
+    else if (a === '--guess-version') opts.guessVersion = true
+    else if (a === '--auto-spdy31') opts.autoSpdy31 = true
     else if (a === '--timeout') opts.timeout = parseFloat(next())
     else throw new Error('unknown argument ' + a)
   }
@@ -118,13 +127,15 @@ function createConnection (socket, opts, isServer) {
     protocol: 'spdy',
     isServer: isServer,
     windowSize: opts.windowSize,
-    headerCompression: opts.compress
+    headerCompression: opts.compress,
+    autoSpdy31: opts.autoSpdy31
   })
   setScheme(connection, opts.tls ? 'https' : 'http')
   // The version is known from the command line (over TLS, ALPN agreed on it): say it
   // rather than let the server guess it from the first frame (a guess that can never
-  // say 3.1, as SPDY/3.1 frames carry version 3).
-  connection.start(PROTOCOLS[opts.protocol])
+  // say 3.1, as SPDY/3.1 frames carry version 3), unless --guess-version asks for
+  // the guess, as a node-spdy server on plain TCP makes it.
+  if (!(isServer && opts.guessVersion)) connection.start(PROTOCOLS[opts.protocol])
   return connection
 }
 
