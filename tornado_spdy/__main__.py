@@ -1,8 +1,9 @@
-"""Command line: ``python -m tornado_spdy [serve | info]``.
+"""Command line: ``python -m tornado_spdy [serve | fetch | info]``.
 
 ``serve [DIR] [--port 8443]`` serves a directory, or a small demo site, over
 h2, spdy/3.1, spdy/3, spdy/2 and HTTP/1.1 with a development certificate made
-on first use. ``info`` (the default without arguments) prints the version and
+on first use. ``fetch URL`` fetches with `SPDYClient` and prints the protocol,
+status, headers and body (``-v``: every frame; ``--protocol``: force one). ``info`` (the default without arguments) prints the version and
 shows the SPDY core at work: one request and response through a client and a
 server `SPDYConnection` of each version, wired together in memory.
 """
@@ -15,6 +16,7 @@ import logging
 import os
 import ssl
 import sys
+from typing import Any, TextIO
 
 from tornado_spdy import PROTOCOLS, version
 from tornado_spdy.spdy import VERSIONS, SPDYConfiguration, SPDYConnection, events
@@ -87,6 +89,81 @@ async def serve(
     await asyncio.Event().wait()
 
 
+async def fetch(args: argparse.Namespace) -> int:
+    from tornado.httpclient import HTTPClientError
+
+    from tornado_spdy.client import SPDYClient
+    from tornado_spdy.trace import frame_tracer
+
+    client = SPDYClient(force_instance=True)
+    if args.verbose:
+        client.pool.trace = frame_tracer(sys.stderr)
+    progress = _Progress(sys.stderr if sys.stderr.isatty() or args.progress else None)
+    output = open(args.output, "wb") if args.output else sys.stdout.buffer
+    try:
+        response = await client.fetch(
+            args.url,
+            method=args.method,
+            body=args.data.encode() if args.data is not None else None,
+            validate_cert=not args.insecure,
+            protocol=args.protocol,
+            header_callback=progress.header,
+            streaming_callback=lambda chunk: progress.write(chunk, output),
+            raise_error=False,
+            request_timeout=args.timeout,
+            allow_nonstandard_methods=True,
+        )
+    except HTTPClientError as exc:  # pragma: no cover - raise_error is False
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        progress.done()
+        if args.output:
+            output.close()
+        client.close()
+    if response.code == 599:
+        print(f"error: {response.error}", file=sys.stderr)
+        return 1
+    print(f"protocol: {getattr(response, 'framing', None)}", file=sys.stderr)
+    print(f"status: {response.code} {response.reason}", file=sys.stderr)
+    for name, value in response.headers.get_all():
+        print(f"{name}: {value}", file=sys.stderr)
+    for url in getattr(response, "associated_urls", ()):
+        print(f"pushed: {url}", file=sys.stderr)
+    return 0 if response.code < 400 else 22
+
+
+class _Progress:
+    """A progress bar on stderr for downloads with a Content-Length."""
+
+    def __init__(self, out: TextIO | None):
+        self.out = out
+        self.total = 0
+        self.received = 0
+
+    def header(self, line: str) -> None:
+        name, _, value = line.partition(":")
+        if name.lower() == "content-length" and value.strip().isdigit():
+            self.total = int(value)
+
+    def write(self, chunk: bytes, output: Any) -> None:
+        output.write(chunk)
+        self.received += len(chunk)
+        if self.out is not None and self.total > 1024 * 1024:
+            width = 40
+            filled = width * self.received // self.total
+            print(
+                f"\r[{'#' * filled}{'.' * (width - filled)}] "
+                f"{self.received // 1024} / {self.total // 1024} KiB",
+                end="",
+                file=self.out,
+            )
+
+    def done(self) -> None:
+        if self.out is not None and self.total > 1024 * 1024:
+            print(file=self.out)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tornado_spdy")
     commands = parser.add_subparsers(dest="command")
@@ -98,7 +175,27 @@ def main(argv: list[str] | None = None) -> int:
         "--plain-port", type=int, default=None, help="also serve cleartext here"
     )
     serve_parser.add_argument("--host", default="127.0.0.1", help="address to bind")
+    fetch_parser = commands.add_parser("fetch", help="fetch a URL with SPDYClient")
+    fetch_parser.add_argument("url")
+    fetch_parser.add_argument("-v", "--verbose", action="store_true", help="frames")
+    fetch_parser.add_argument(
+        "--protocol", help="h2, spdy/3.1, spdy/3, spdy/2 or http/1.1"
+    )
+    fetch_parser.add_argument("-o", "--output", help="write the body to this file")
+    fetch_parser.add_argument("-X", "--method", default="GET")
+    fetch_parser.add_argument("-d", "--data", help="request body")
+    fetch_parser.add_argument(
+        "-k", "--insecure", action="store_true", help="do not check the certificate"
+    )
+    fetch_parser.add_argument(
+        "--progress",
+        action="store_true",
+        help="progress bar even when stderr is not a terminal",
+    )
+    fetch_parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
+    if args.command == "fetch":
+        return asyncio.run(fetch(args))
     if args.command == "serve":
         if args.directory is not None and not os.path.isdir(args.directory):
             parser.error(f"not a directory: {args.directory}")

@@ -157,6 +157,8 @@ class SessionPool:
         self.pushes: dict[Session, dict[str, Future[HTTPResponse | None]]] = {}
         self._connecting: dict[OriginKey, Future[Session | None]] = {}
         self._contexts: dict[tuple[Any, ...], ssl.SSLContext] = {}
+        #: Given to each new session as `Session.trace`.
+        self.trace: Callable[[Session], Any] | None = None
 
     def ssl_context(self, request: Any) -> ssl.SSLContext:
         """An ALPN-offering context for the request's TLS options (cached)."""
@@ -225,6 +227,8 @@ class SessionPool:
             core = new_core(framing, True, self.params)
             session = Session(stream, core, self.params, f"{host}:{port}", self)
             session.accept_push = self._accept_push
+            if self.trace is not None:
+                session.trace = self.trace(session)
             self.pushes[session] = {}
             session.start()
             self.sessions[key] = session

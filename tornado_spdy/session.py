@@ -153,6 +153,9 @@ class Session:
         #: Client side: called with (parent, pushed stream, request headers) for
         #: each push; returns the pushed response's delegate, or None to refuse.
         self.accept_push: Any = None
+        #: Called with ("recv" or "send", bytes) for everything on the wire
+        #: (``python -m tornado_spdy fetch -v`` prints frames from it).
+        self.trace: Any = None
         self.io_loop = IOLoop.current()
         self.streams: dict[int, StreamConnection] = {}
         self._ready: dict[StreamConnection, None] = {}  # streams with output
@@ -229,6 +232,8 @@ class Session:
             self._connection_lost()
 
     def _receive(self, data: bytes) -> None:
+        if self.trace is not None:
+            self.trace("recv", data)
         try:
             events = self.core.receive_data(data)
         except SESSION_ERRORS as exc:
@@ -425,6 +430,8 @@ class Session:
                 active = still_active
 
     def _write(self, data: bytes) -> None:
+        if self.trace is not None:
+            self.trace("send", data)
         size = len(data)
         self._unflushed += size
         try:

@@ -378,7 +378,10 @@ class StreamConnection(httputil.HTTPConnection):
             self.stream_id,
             exc_info=True,
         )
-        self._delegate_done = True  # it failed: no on_connection_close for it
+        if not self.session.client_side:
+            # A server's handler failed: no on_connection_close for it. A
+            # client's delegate is told, so that its fetch ends now.
+            self._delegate_done = True
         self.reset("internal")
 
     # ------------------------------------------------------ outbound (pump)
