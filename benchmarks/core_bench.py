@@ -201,8 +201,65 @@ def bench_pairs(impl: str, n: int, runs: int) -> dict[str, float]:
         servers.append(cpu * server_share / n * 1e6)
     return {
         "pair_us": statistics.median(totals),
+        "pair_best_us": min(totals),
         "server_us": statistics.median(servers),
     }
+
+
+STAGES = (
+    "client send_headers",
+    "client data_to_send",
+    "server receive_data (SYN_STREAM)",
+    "server send_headers (SYN_REPLY)",
+    "server send_data",
+    "server data_to_send",
+    "client receive_data (SYN_REPLY, DATA)",
+    "client acknowledge, server receives",
+)
+
+
+def pair_stages(impl: str, n: int = 3000) -> str:
+    """Where the time of a pair goes, call by call (wall clock, no profiler)."""
+    c, s = make_pair(impl)
+    data_received = event_types(impl)[1]
+    clock = time.perf_counter
+    spent = [0.0] * len(STAGES)
+    for _ in range(n):
+        t0 = clock()
+        stream_id = c.get_next_available_stream_id()
+        c.send_headers(stream_id, REQUEST, end_stream=True)
+        t1 = clock()
+        wire = c.data_to_send()
+        t2 = clock()
+        s.receive_data(wire)
+        t3 = clock()
+        s.send_headers(stream_id, RESPONSE)
+        t4 = clock()
+        s.send_data(stream_id, BODY, end_stream=True)
+        t5 = clock()
+        wire = s.data_to_send()
+        t6 = clock()
+        events = c.receive_data(wire)
+        t7 = clock()
+        for event in events:
+            if type(event) is data_received:
+                c.acknowledge_received_data(
+                    event.flow_controlled_length, event.stream_id
+                )
+        back = c.data_to_send()
+        if back:
+            s.receive_data(back)
+        t8 = clock()
+        marks = (t0, t1, t2, t3, t4, t5, t6, t7, t8)
+        for i in range(len(STAGES)):
+            spent[i] += marks[i + 1] - marks[i]
+    total = sum(spent)
+    lines = [f"stages of a pair with {impl}: {total / n * 1e6:.1f} us (wall clock)"]
+    for name, seconds in zip(STAGES, spent, strict=True):
+        lines.append(
+            f"  {name:<40}{seconds / n * 1e6:7.1f} us {seconds / total * 100:5.1f} %"
+        )
+    return "\n".join(lines)
 
 
 # ------------------------------------------------------------------ DATA
@@ -398,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     columns = [(impl, results[impl]) for impl in impls]
     lines = [
         ("request/response pair, us (target <= 40)", "pair_us", "{:.1f}"),
+        ("  best run, us", "pair_best_us", "{:.1f}"),
         ("  of which the server, us", "server_us", "{:.1f}"),
         ("DATA MB/s, 16 KiB frames, 64 KiB windows", "data_16k", "{:.0f}"),
         ("DATA MB/s, 64 KiB frames, 16 MiB windows", "data_64k", "{:.0f}"),
@@ -425,6 +483,9 @@ def main(argv: list[str] | None = None) -> int:
             )
             print(f"{'    ratio to h2':<{width}}{ratios}")
     if args.profile:
+        for impl in impls:
+            print()
+            print(pair_stages(impl))
         for impl in [i for i in impls if i != H2][-1:]:
             for what in ("pair", "data", "data-large"):
                 print()

@@ -31,6 +31,7 @@ from tornado import httputil
 from tornado.escape import json_decode, url_escape, utf8
 from tornado.http1connection import HTTP1Connection
 from tornado.log import app_log
+from tornado.httpclient import HTTPClientError
 from tornado.simple_httpclient import HTTPTimeoutError
 from tornado.testing import ExpectLog, gen_test
 from tornado.web import (
@@ -388,9 +389,31 @@ class StaticUrl(RequestHandler):
         self.write(self.static_url(STATIC_NAME))
 
 
+class WrongLength(RequestHandler):
+    """A handler whose Content-Length does not match its body."""
+
+    def get(self) -> None:
+        self.set_header("Content-Length", self.get_argument("n"))
+        self.write("12345")
+
+
+class Hold(RequestHandler):
+    """A response that stays open until the test releases it."""
+
+    async def get(self) -> None:
+        state = self.settings["state"]
+        self.write("begin,")
+        await self.flush()
+        state.hold_started.set()
+        await state.hold_release.wait()
+        self.finish("end")
+
+
 def make_state(**extra: Any) -> types.SimpleNamespace:
     return types.SimpleNamespace(
         finished=[],
+        hold_started=asyncio.Event(),
+        hold_release=asyncio.Event(),
         poll_started=asyncio.Event(),
         poll_release=asyncio.Event(),
         poll_closed=asyncio.Event(),
@@ -493,6 +516,8 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
                 ("/longpoll", LongPoll),
                 ("/barrier", BarrierHandler),
                 ("/static_url", StaticUrl),
+                ("/wrong_length", WrongLength),
+                ("/hold", Hold),
             ],
             static_path=STATIC_DIR,
             cookie_secret="matrix-secret-" + "x" * 32,
@@ -1017,6 +1042,43 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
         assert response.code == 200
         self.assert_one_session()
 
+    @gen_test(timeout=30)
+    async def test_content_length_mismatch_fails_that_request_only(self) -> None:
+        # Tornado's HTTP/1.1 connection refuses to send a body that does not
+        # match its Content-Length and drops the connection: the client gets
+        # an error, never a 200 with a body its headers contradict. Over a
+        # session only that stream may fail.
+        held = asyncio.ensure_future(self.fetch_async("/hold"))
+        await asyncio.wait_for(self.state.hold_started.wait(), 10)
+        for declared in (10, 3):  # the body is 5 bytes
+            with pytest.raises(HTTPClientError) as caught:
+                response = await self.fetch_async(
+                    f"/wrong_length?n={declared}", request_timeout=10
+                )
+                print(response.code, response.headers, response.body)
+            assert caught.value.code == 599
+        self.state.hold_release.set()
+        response = await asyncio.wait_for(held, 10)
+        assert response.code == 200
+        assert response.body == b"begin,end"
+        response = await self.fetch_async("/info")
+        assert response.code == 200
+        self.assert_one_session()
+
+    @gen_test(timeout=30)
+    async def test_expect_100_continue(self) -> None:
+        # Tornado's server answers "Expect: 100-continue" before the body is
+        # sent; the client waits for that answer.
+        response = await self.fetch_async(
+            "/args",
+            method="POST",
+            body="x=1&y=2",
+            expect_100_continue=True,
+            request_timeout=3,
+        )
+        assert response.code == 200
+        assert json_decode(response.body)["body"] == {"x": ["1"], "y": ["2"]}
+
     # ---------------------------------------------------------- concurrency
 
     @gen_test(timeout=60)
@@ -1036,6 +1098,109 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
         else:
             # Tornado's HTTP/1.1 client: one TCP connection per request.
             assert self.state.barrier.connections_when_full == 100
+
+
+# ------------------------------------------------------------------ body limits
+
+
+@stream_request_body
+class RefuseUpload(RequestHandler):
+    """Answers 413 as soon as the headers arrive, before the body."""
+
+    def prepare(self) -> None:
+        raise HTTPError(413)
+
+
+@stream_request_body
+class LargeUpload(RequestHandler):
+    """Raises the connection's body limit for itself (as Tornado documents)."""
+
+    def prepare(self) -> None:
+        self.request.connection.set_max_body_size(8 * MiB)
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def data_received(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.size += len(chunk)
+
+    def put(self) -> None:
+        self.write({"size": self.size, "sha256": self.digest.hexdigest()})
+
+
+class BodyLimitTest(MatrixMixin, AsyncSPDYTestCase):
+    LIMIT = 1 * MiB
+
+    def get_app(self) -> Application:
+        return Application(
+            [
+                ("/refuse", RefuseUpload),
+                ("/large", LargeUpload),
+                ("/echo", Echo),
+                ("/info", Info),
+            ]
+        )
+
+    def get_httpserver_options(self) -> dict[str, Any]:
+        return {"max_body_size": self.LIMIT}
+
+    def octets(self, path: str, body: bytes, method: str = "POST") -> Any:
+        return self.fetch_async(
+            path,
+            method=method,
+            body=body,
+            headers={"Content-Type": "application/octet-stream"},
+            request_timeout=20,
+        )
+
+    @gen_test(timeout=30)
+    async def test_set_max_body_size_raises_the_limit(self) -> None:
+        body = random.Random(2).randbytes(2 * MiB)
+        response = await self.octets("/large", body, method="PUT")
+        assert response.code == 200
+        assert json_decode(response.body) == {"size": len(body), "sha256": sha256(body)}
+        small = await self.octets("/echo", b"small")
+        assert small.code == 200 and small.body == b"small"
+        self.assert_one_session()
+
+    @gen_test(timeout=30)
+    async def test_body_over_max_body_size_is_refused(self) -> None:
+        body = bytes(2 * MiB)
+        if self.multiplexed:
+            # The stream is reset; the session goes on.
+            with pytest.raises(HTTPClientError) as caught:
+                await self.octets("/echo", body)
+            assert caught.value.code == 599
+        else:
+            # Tornado answers 400 and closes the connection.
+            response = await self.octets("/echo", body)
+            assert response.code == 400
+        response = await self.fetch_async("/info")
+        assert response.code == 200
+        self.assert_one_session()
+
+    @gen_test(timeout=30)
+    async def test_response_before_the_request_body_ends(self) -> None:
+        # RFC 9113 8.1: a server may answer before the request is complete
+        # and then reset the stream with NO_ERROR; the client "MUST NOT
+        # discard" that response. (HTTP/1.1 races the connection's close.)
+        body = bytes(LIMIT_EARLY)
+        if self.multiplexed:
+            response = await self.octets("/refuse", body)
+            assert response.code == 413
+        else:
+            try:
+                response = await self.octets("/refuse", body)
+            except HTTPClientError as error:
+                assert error.code == 599
+            else:
+                assert response.code == 413
+        response = await self.fetch_async("/info")
+        assert response.code == 200
+        self.assert_one_session()
+
+
+LIMIT_EARLY = 768 * 1024  # over the stream window: the client is still sending
 
 
 # ------------------------------------------------------------------ gzip

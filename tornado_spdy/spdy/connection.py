@@ -503,13 +503,19 @@ class SPDYConnection:
 
     def acknowledge_received_data(self, acknowledged_size: int, stream_id: int) -> None:
         """Give back DATA bytes the application consumed; WINDOW_UPDATEs follow
-        once half a window is free."""
+        once half a window is free.
+
+        The session's update goes first: a peer that has sent everything but
+        its FIN may be waiting on the session window, and some peers
+        (spdy-transport) answer a late stream update with RST_STREAM, which
+        must not overtake that FIN.
+        """
+        self._acknowledge_session(acknowledged_size)
         stream = self.streams.get(stream_id)
         if stream is not None and stream.state in CAN_RECEIVE:
             increment = stream.inbound.acknowledge(acknowledged_size)
             if increment:
                 self._send(WindowUpdateFrame(stream_id, increment))
-        self._acknowledge_session(acknowledged_size)
 
     def _acknowledge_session(self, size: int) -> None:
         if self._session_flow:
