@@ -61,6 +61,23 @@ An input *fails* when
 Each distinct failure (exception type and place) is saved to ``--out`` as the
 input (``case.repr``, replayable with ``--replay``), its bytes (``data.bin``),
 the traceback, and a minimized input found by delta debugging.
+
+CI and the long run
+-------------------
+
+``tests/test_fuzz_core.py`` runs 15,000 inputs (all versions and sides, fixed
+seed, about 25 s). The long run, about 15 minutes on both cores::
+
+    python -m tests.fuzz_core --inputs 1000000 --jobs 2 --max-seconds 900 --seed 1
+
+Its figures on 2026-11-24 (2 vCPU, shared with other jobs): 326,960 inputs in
+903 s (362 inputs/s; about 54,500 per version and side; 48 % of them ended in a
+session error), 280 failing inputs, 3 distinct failures, all the same bug: a push
+promised with ``push_stream`` but not yet on the wire is forgotten by RST_STREAM,
+GOAWAY or a stream error without leaving ``_pending_pushes``, and the next look
+at the list raises ``KeyError`` (from ``receive_data``, or from ``send_headers``
+/ ``send_data``). Slowest input: 471 ms of CPU; no hang, no output growth, no
+malformed output, no missing GOAWAY.
 """
 
 from __future__ import annotations
@@ -1454,7 +1471,6 @@ class _StructState:
     def __init__(self, side: str):
         self.side = side
         self.next_id = 1 if side == "server" else 2
-        self.compressor: Compressor | None = None
 
 
 def _block_frame(

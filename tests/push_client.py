@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import dataclasses
 import ssl
@@ -157,7 +158,9 @@ class WireScanner:
             stream_id = int.from_bytes(buf[5:9], "big") & 0x7FFFFFFF
             payload = bytes(buf[9 : 9 + length])
             del buf[: 9 + length]
-            frame = WireFrame(H2_TYPES.get(kind, f"UNKNOWN({kind})"), stream_id, flags, length)
+            frame = WireFrame(
+                H2_TYPES.get(kind, f"UNKNOWN({kind})"), stream_id, flags, length
+            )
             if frame.type == "PUSH_PROMISE":
                 offset = 1 if flags & H2_PADDED else 0
                 frame.promised_id = (
@@ -267,7 +270,9 @@ class Exchange:
     def body(self) -> bytes:
         return b"".join(self.chunks)
 
-    def _resolve(self, future: asyncio.Future[None], exc: BaseException | None = None) -> None:
+    def _resolve(
+        self, future: asyncio.Future[None], exc: BaseException | None = None
+    ) -> None:
         if future.done():
             return
         if exc is None:
@@ -291,7 +296,10 @@ class PushClient:
         protocol's (64 KiB).
     :arg session_window: our connection receive window (h2, SPDY/3.1); by
         default the protocol's (64 KiB).
-    :arg auto_ack: give received DATA back to flow control at once.
+    :arg auto_ack: give received DATA back to flow control at once (else
+        `ack_all` does it).
+    :arg max_concurrent_streams: SETTINGS_MAX_CONCURRENT_STREAMS we send: how
+        many pushed streams the server may have open at once.
     """
 
     def __init__(
@@ -305,6 +313,7 @@ class PushClient:
         window: int | None = None,
         session_window: int | None = None,
         auto_ack: bool = True,
+        max_concurrent_streams: int = 1000,
     ):
         if protocol not in MULTIPLEXED:
             raise ValueError(f"not a multiplexed protocol: {protocol!r}")
@@ -315,7 +324,9 @@ class PushClient:
         self.authority = authority
         self.scheme = scheme
         self.auto_ack = auto_ack
+        self.max_concurrent_streams = max_concurrent_streams
         self.conn: Any = self._make_core(enable_push, window, session_window)
+        self._unacked: dict[int, int] = collections.defaultdict(int)
         version = 2 if protocol == "spdy/2" else 3
         self._scanner = WireScanner(self.family, version)
         self.wire: list[WireFrame] = []
@@ -330,6 +341,7 @@ class PushClient:
         self._next_ping = 1
         self._read_task: asyncio.Task[None] | None = None
         self._progress = asyncio.Event()
+        self._reset_by_us_at: dict[int, int] = {}
 
     # ----------------------------------------------------------- connecting
 
@@ -381,18 +393,20 @@ class PushClient:
             )
             values = {
                 h2.settings.SettingCodes.ENABLE_PUSH: int(enable_push),
-                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 1000,
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self.max_concurrent_streams,
             }
             if window is not None:
                 values[h2.settings.SettingCodes.INITIAL_WINDOW_SIZE] = window
-            conn.local_settings = h2.settings.Settings(client=True, initial_values=values)
+            conn.local_settings = h2.settings.Settings(
+                client=True, initial_values=values
+            )
             self._h2_session_window = session_window
             return conn
         config = spdy.SPDYConfiguration(
             client_side=True,
             version=self.protocol,
             enable_push=enable_push,
-            max_concurrent_streams=1000,
+            max_concurrent_streams=self.max_concurrent_streams,
         )
         if window is not None:
             config.initial_window_size = window
@@ -476,6 +490,7 @@ class PushClient:
         if code is None:
             code = CANCEL[self.family]
         self.conn.reset_stream(stream_id, code)
+        self._reset_by_us_at[stream_id] = len(self.wire)
         exchange = self.streams.get(stream_id)
         if exchange is not None:
             exchange.reset_code = code
@@ -520,7 +535,9 @@ class PushClient:
         future.cancel()
         raise TimeoutError(f"nothing after {timeout} s; frames: {self.wire_summary()}")
 
-    async def wait_for_pushes(self, count: int, timeout: float = DEFAULT_TIMEOUT) -> None:
+    async def wait_for_pushes(
+        self, count: int, timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
         """Until ``count`` pushes were announced."""
         await self.until(lambda: len(self.pushes) >= count, timeout)
 
@@ -541,7 +558,11 @@ class PushClient:
         for f in self.wire[-limit:]:
             text = f"{f.type}:{f.stream_id}"
             if f.is_push:
-                text += f"->{f.pushed_id}" if f.type == "PUSH_PROMISE" else f"<-{f.associated_id}"
+                text += (
+                    f"->{f.pushed_id}"
+                    if f.type == "PUSH_PROMISE"
+                    else f"<-{f.associated_id}"
+                )
             if f.end_stream:
                 text += "!"
             parts.append(text)
@@ -627,6 +648,46 @@ class PushClient:
             exchange._resolve(exchange.first_data)
         if self.auto_ack:
             self.ack(event.stream_id, event.flow_controlled_length)
+        else:
+            self._unacked[event.stream_id] += event.flow_controlled_length
+
+    def ack_all(self) -> None:
+        """Give back everything received and not yet acknowledged."""
+        unacked, self._unacked = self._unacked, collections.defaultdict(int)
+        for stream_id, length in unacked.items():
+            self.ack(stream_id, length)
+        self.flush()
+
+    def open_window(self, increment: int) -> None:
+        """Open our connection (h2) / session (SPDY/3.1) receive window."""
+        self.conn.increment_flow_control_window(increment)
+        self.flush()
+
+    def received(self) -> int:
+        """DATA bytes received on every stream so far."""
+        return sum(len(c) for e in self.streams.values() for c in e.chunks)
+
+    def max_open_pushes(self) -> int:
+        """The most pushed streams open at once on the wire: from their
+        response HEADERS (h2) or SYN_STREAM (SPDY) to END_STREAM or a
+        RST_STREAM (ours too)."""
+        open_ids: set[int] = set()
+        started: set[int] = set()
+        most = 0
+        for index, frame in enumerate(self.wire):
+            for sid, at in self._reset_by_us_at.items():
+                if at == index:
+                    open_ids.discard(sid)
+            sid = frame.stream_id
+            if sid == 0 or sid % 2:
+                continue
+            if frame.type in ("HEADERS", "SYN_STREAM") and sid not in started:
+                started.add(sid)
+                open_ids.add(sid)
+                most = max(most, len(open_ids))
+            if frame.end_stream or frame.type == "RST_STREAM":
+                open_ids.discard(sid)
+        return most
 
     def ack(self, stream_id: int, length: int) -> None:
         """Give ``length`` received bytes back to flow control."""
@@ -645,7 +706,9 @@ class PushClient:
         exchange = self.streams.get(event.stream_id)
         if exchange is not None:
             exchange.reset_code = int(event.error_code)
-            error = StreamResetError(f"stream {event.stream_id} reset: {event.error_code}")
+            error = StreamResetError(
+                f"stream {event.stream_id} reset: {event.error_code}"
+            )
             exchange._resolve(exchange.head, error)
             exchange._resolve(exchange.first_data, error)
             exchange._resolve(exchange.ended, error)

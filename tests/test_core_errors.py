@@ -54,6 +54,16 @@ SPDY2_FALLBACK = {
 }
 
 
+
+def _only_a_local_reset(events):
+    """Stream errors are reported as one StreamReset(remote_reset=False),
+    also for streams the caller never saw."""
+    return (
+        len(events) == 1
+        and isinstance(events[0], ev.StreamReset)
+        and not events[0].remote_reset
+    )
+
 def on_wire(version: str, code: int) -> int:
     """The RST_STREAM status ``version`` puts on the wire for ``code``."""
     return SPDY2_FALLBACK.get(code, code) if version == "spdy/2" else code
@@ -108,7 +118,7 @@ def _frames(conn):
 
 def test_data_on_idle_stream(version):
     peer, s = server_and_peer(version)
-    assert s.receive_data(peer.data(1, b"hello")) == []
+    assert _only_a_local_reset(s.receive_data(peer.data(1, b"hello")))
     assert peer.read_from(s) == [RstStreamFrame(1, StatusCode.INVALID_STREAM)]
     assert_still_serves(peer, s, 3)
 
@@ -116,9 +126,9 @@ def test_data_on_idle_stream(version):
 def test_data_on_idle_stream_client_side(version):
     peer, c = client_and_peer(version)
     # Stream 3 is the client's next id, stream 2 a push never announced.
-    assert c.receive_data(peer.data(3, b"x")) == []
+    assert _only_a_local_reset(c.receive_data(peer.data(3, b"x")))
     assert peer.read_from(c) == [RstStreamFrame(3, StatusCode.INVALID_STREAM)]
-    assert c.receive_data(peer.data(2, b"x")) == []
+    assert _only_a_local_reset(c.receive_data(peer.data(2, b"x")))
     assert peer.read_from(c) == [RstStreamFrame(2, StatusCode.INVALID_STREAM)]
 
 
@@ -169,7 +179,7 @@ def test_data_after_fin_on_client(version):
     ]
     # Stream 1 is closed both ways (forgotten): DATA there is refused, no event.
     assert c.receive_data(peer.syn_reply(1, fin=True)) != []
-    assert c.receive_data(peer.data(1, b"late")) == []
+    assert _only_a_local_reset(c.receive_data(peer.data(1, b"late")))
     (rst,) = peer.read_from(c)
     assert rst.stream_id == 1
     assert rst.status_code in (
@@ -240,7 +250,7 @@ def test_header_block_over_max_header_list_size(version):
     peer, s = server_and_peer(version, max_header_list_size=4096)
     big = os.urandom(6000).hex().encode()  # does not compress much
     events = s.receive_data(peer.syn_stream(1, [*REQUEST, (b"x-big", big)]))
-    assert events == []
+    assert _only_a_local_reset(events)
     expected = on_wire(version, StatusCode.FRAME_TOO_LARGE)
     assert expected == (
         StatusCode.PROTOCOL_ERROR if version == "spdy/2" else StatusCode.FRAME_TOO_LARGE
@@ -251,7 +261,7 @@ def test_header_block_over_max_header_list_size(version):
     assert_still_serves(peer, s, 3)
     # A block that compresses very well but inflates over the limit, too.
     events = s.receive_data(peer.syn_stream(5, [*REQUEST, (b"x-big", b"a" * 60_000)]))
-    assert events == []
+    assert _only_a_local_reset(events)
     assert peer.read_from(s) == [RstStreamFrame(5, expected)]
     assert_still_serves(peer, s, 7)
 
@@ -276,7 +286,7 @@ def test_reply_over_max_header_list_size_on_client(version):
 def test_more_than_max_header_fields(version):
     peer, s = server_and_peer(version, max_header_fields=10)
     many = [(b"x-h%d" % i, b"v") for i in range(20)]
-    assert s.receive_data(peer.syn_stream(1, [*REQUEST, *many])) == []
+    assert _only_a_local_reset(s.receive_data(peer.syn_stream(1, [*REQUEST, *many])))
     assert peer.read_from(s) == [
         RstStreamFrame(1, on_wire(version, StatusCode.FRAME_TOO_LARGE))
     ]
@@ -294,7 +304,7 @@ def test_repeated_values_count_as_one_field(version):
 def test_uppercase_header_name(version):
     peer, s = server_and_peer(version)
     wire = peer.wire_headers(REQUEST, "request") + [(b"X-Upper", b"1")]
-    assert s.receive_data(peer.syn_stream(1, wire, raw=True)) == []
+    assert _only_a_local_reset(s.receive_data(peer.syn_stream(1, wire, raw=True)))
     assert peer.read_from(s) == [RstStreamFrame(1, StatusCode.PROTOCOL_ERROR)]
     assert_still_serves(peer, s, 3)
 
@@ -303,7 +313,7 @@ def test_uppercase_header_name(version):
 def test_request_without_method_or_path(version, missing):
     peer, s = server_and_peer(version)
     headers = [(n, v) for n, v in REQUEST if n != missing]
-    assert s.receive_data(peer.syn_stream(1, headers, fin=True)) == []
+    assert _only_a_local_reset(s.receive_data(peer.syn_stream(1, headers, fin=True)))
     assert peer.read_from(s) == [RstStreamFrame(1, StatusCode.PROTOCOL_ERROR)]
     assert 1 not in s.streams
     assert_still_serves(peer, s, 3)
@@ -316,11 +326,10 @@ def test_malformed_header_block(version):
     fmt = ">H" if peer.profile.length_size == 2 else ">I"
     overrun = struct.pack(fmt, 1) + struct.pack(fmt, 100) + b"ab"
     for sid, bad in ((1, raw[:-3]), (3, raw + b"junk"), (5, overrun), (7, b"")):
-        assert (
+        assert _only_a_local_reset(
             s.receive_data(
                 peer.frame(SynStreamFrame(sid, 0, 0, peer.codec.compress(bad)))
             )
-            == []
         )
         assert peer.read_from(s) == [RstStreamFrame(sid, StatusCode.PROTOCOL_ERROR)]
     assert_still_serves(peer, s, 9)

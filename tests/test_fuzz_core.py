@@ -1,9 +1,10 @@
 """The core fuzzer (`tests.fuzz_core`) at a small budget, and checks that its
 corpus and its failure detection work.
 
-The longer run is documented in ``docs/testing.rst`` and ``benchmarks/README.rst``::
+The longer run, and its figures, are described in the docstring of
+`tests.fuzz_core`::
 
-    python -m tests.fuzz_core --inputs 1000000 --jobs 2 --max-seconds 900
+    python -m tests.fuzz_core --inputs 1000000 --jobs 2 --max-seconds 900 --seed 1
 """
 
 from __future__ import annotations
@@ -123,6 +124,27 @@ def test_oracle_reports_api_exceptions() -> None:
 
     _, failure, _ = fuzz_core.run_checked(case, factory)
     assert failure is not None and failure.kind == "api-exception"
+
+
+def test_oracle_reports_a_hang() -> None:
+    case = _a_session_case()
+
+    class Stuck(SPDYConnection):
+        def _on_ping(self, frame, events):  # type: ignore[no-untyped-def]
+            while True:
+                pass
+
+        _handlers = {**SPDYConnection._handlers}
+
+    Stuck._handlers[next(k for k in Stuck._handlers if k.__name__ == "PingFrame")] = (
+        Stuck._on_ping
+    )
+
+    def factory(case: fuzz_core.Case) -> SPDYConnection:
+        return Stuck(fuzz_core._make_connection(case).config)
+
+    _, failure, _ = fuzz_core.run_checked(case, factory)
+    assert failure is not None and failure.kind == "hang"
 
 
 def test_case_round_trips_through_repr() -> None:

@@ -3,12 +3,17 @@
 Each test class is an `AsyncSPDYTestCase`: it runs once over h2, SPDY/3.1,
 SPDY/3, SPDY/2 and HTTP/1.1 (the generated ``*_spdy3_1``, ``*_spdy3``,
 ``*_spdy2`` and ``*_http1_1`` variants). Where Tornado behaves differently over
-HTTP/1.1 and a multiplexed protocol by design (``Transfer-Encoding``, reason
-phrases, one TCP connection per request), the test asserts each side.
+HTTP/1.1 and a multiplexed protocol by design (``Transfer-Encoding``, h2's
+missing reason phrase, one TCP connection per request), the test asserts each
+side.
 
 Nothing here synchronises by sleeping: handlers and tests meet on
 `asyncio.Event` objects, and the back-pressure test measures progress in IOLoop
 iterations (``asyncio.sleep(0)``), never in seconds. Every wait is bounded.
+
+Where tornado_spdy is known to differ from Tornado's HTTP/1.1 today, the test
+states Tornado's behaviour and `known_bug` (at the end of the module) marks
+the failing variants ``xfail(strict=True)``.
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ import pytest
 from tornado import httputil
 from tornado.escape import json_decode, url_escape, utf8
 from tornado.http1connection import HTTP1Connection
-from tornado.log import app_log
 from tornado.httpclient import HTTPClientError
+from tornado.log import app_log
 from tornado.simple_httpclient import HTTPTimeoutError
 from tornado.testing import ExpectLog, gen_test
 from tornado.web import (
@@ -209,6 +214,7 @@ class HeaderEcho(RequestHandler):
                 "multi": headers.get_list("X-Multi"),
                 "uni": uni,
                 "accept": headers.get_list("Accept"),
+                "names": sorted(set(headers)),
             }
         )
 
@@ -409,9 +415,32 @@ class Hold(RequestHandler):
         self.finish("end")
 
 
+class ManyPolls(RequestHandler):
+    """Long polls that count their starts and their connection closes."""
+
+    async def get(self) -> None:
+        state = self.settings["state"]
+        self.write("partial")
+        await self.flush()
+        state.polls_started.append(self.request.version)
+        if len(state.polls_started) == 3:
+            state.all_polls_started.set()
+        await state.poll_release.wait()
+
+    def on_connection_close(self) -> None:
+        state = self.settings["state"]
+        state.polls_closed.append(self.request.version)
+        if len(state.polls_closed) == 3:
+            state.all_polls_closed.set()
+
+
 def make_state(**extra: Any) -> types.SimpleNamespace:
     return types.SimpleNamespace(
         finished=[],
+        polls_started=[],
+        polls_closed=[],
+        all_polls_started=asyncio.Event(),
+        all_polls_closed=asyncio.Event(),
         hold_started=asyncio.Event(),
         hold_release=asyncio.Event(),
         poll_started=asyncio.Event(),
@@ -518,12 +547,20 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
                 ("/static_url", StaticUrl),
                 ("/wrong_length", WrongLength),
                 ("/hold", Hold),
+                ("/polls", ManyPolls),
             ],
             static_path=STATIC_DIR,
             cookie_secret="matrix-secret-" + "x" * 32,
             login_url="/login",
             state=self.state,
         )
+
+    def tearDown(self) -> None:
+        # Let held handlers end, even after a failed test: the server's
+        # close_all_connections waits for them.
+        self.state.hold_release.set()
+        self.state.poll_release.set()
+        super().tearDown()
 
     # ---------------------------------------------------------- request facts
 
@@ -639,6 +676,12 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
         assert body["multi"] == ["first", "second"]
         assert body["accept"] == ["text/html", "application/json"]
         assert response.headers.get_list("X-Out") == ["one", "two"]
+        # Pseudo-headers stay in the protocol; Host is there as Tornado expects.
+        assert "Host" in body["names"]
+        assert not [name for name in body["names"] if name.startswith(":")]
+        assert not [name for name in response.headers if name.startswith(":")]
+        if self.multiplexed:
+            assert "Connection" not in body["names"]
 
     @gen_test(timeout=20)
     async def test_latin1_and_utf8_header_values_round_trip(self) -> None:
@@ -1043,6 +1086,30 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
         self.assert_one_session()
 
     @gen_test(timeout=30)
+    async def test_losing_the_connection_closes_every_request_on_it(self) -> None:
+        polls = [asyncio.ensure_future(self.fetch_async("/polls")) for _ in range(3)]
+        await asyncio.wait_for(self.state.all_polls_started.wait(), 10)
+        if self.multiplexed:
+            # The client's one TCP connection goes away.
+            self.assert_one_session()
+            (session,) = self.http_client.pool.sessions.values()
+            session.stream.close()
+        else:
+            # Three requests, three connections: each goes away.
+            assert self.connection_count() == 3
+            for connection in list(self.http_server._connections):
+                connection.stream.close()
+        await asyncio.wait_for(self.state.all_polls_closed.wait(), 10)
+        assert self.state.polls_closed == [VERSIONS[self.protocol]] * 3
+        for poll in polls:
+            with pytest.raises(HTTPClientError) as caught:
+                await asyncio.wait_for(poll, 10)
+            assert caught.value.code == 599
+        response = await self.fetch_async("/info")  # a new connection serves
+        assert response.code == 200
+        self.assert_one_session()
+
+    @gen_test(timeout=30)
     async def test_content_length_mismatch_fails_that_request_only(self) -> None:
         # Tornado's HTTP/1.1 connection refuses to send a body that does not
         # match its Content-Length and drops the connection: the client gets
@@ -1051,12 +1118,17 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
         held = asyncio.ensure_future(self.fetch_async("/hold"))
         await asyncio.wait_for(self.state.hold_started.wait(), 10)
         for declared in (10, 3):  # the body is 5 bytes
-            with pytest.raises(HTTPClientError) as caught:
+            try:
                 response = await self.fetch_async(
                     f"/wrong_length?n={declared}", request_timeout=10
                 )
-                print(response.code, response.headers, response.body)
-            assert caught.value.code == 599
+            except HTTPClientError as error:
+                assert error.code == 599
+            else:
+                pytest.fail(
+                    f"Content-Length {response.headers.get('Content-Length')}: "
+                    f"got {response.code} with body {response.body!r}"
+                )
         self.state.hold_release.set()
         response = await asyncio.wait_for(held, 10)
         assert response.code == 200
@@ -1486,6 +1558,7 @@ class UploadProgress:
         self.stalls: list[tuple[int, int]] = []  # (acknowledged, consumed) when stalled
         self.read_ahead: list[int] = []  # HTTP/1.1: bytes Tornado read, not delivered
         self.first_chunk = asyncio.Event()
+        self.closed = asyncio.Event()  # the handler's on_connection_close ran
         self.gate = asyncio.Event()  # the test opens it
         self.gate.set()
         self.measure = True
@@ -1532,6 +1605,9 @@ class SlowUpload(RequestHandler):
     def put(self) -> None:
         self.write({"size": self.progress.consumed, "sha256": self.digest.hexdigest()})
 
+    def on_connection_close(self) -> None:
+        self.progress.closed.set()
+
 
 class BackPressureTest(MatrixMixin, AsyncSPDYTestCase):
     WINDOW = 128 * 1024  # the server's per-stream receive window
@@ -1545,14 +1621,42 @@ class BackPressureTest(MatrixMixin, AsyncSPDYTestCase):
     def get_httpserver_options(self) -> dict[str, Any]:
         return {"initial_window_size": self.WINDOW}
 
-    def upload(self, progress: UploadProgress) -> Any:
+    def tearDown(self) -> None:
+        self.progress.gate.set()  # a held handler ends, even after a failure
+        super().tearDown()
+
+    def upload(self, progress: UploadProgress, timeout: float = 60) -> Any:
         return self.fetch_async(
             "/upload",
             method="PUT",
             body_producer=progress.producer,
             headers={"Content-Length": str(UPLOAD_SIZE)},
-            request_timeout=60,
+            request_timeout=timeout,
         )
+
+    @gen_test(timeout=30)
+    async def test_on_connection_close_when_the_client_abandons_an_upload(
+        self,
+    ) -> None:
+        progress = self.progress
+        progress.measure = False
+        progress.gate.clear()  # the handler holds the first chunk
+        with pytest.raises(HTTPTimeoutError):
+            await self.upload(progress, timeout=1.0)
+        assert progress.first_chunk.is_set()
+        assert not progress.done
+        if self.multiplexed:
+            # The reset reaches the handler while it is still busy.
+            await asyncio.wait_for(progress.closed.wait(), 10)
+            progress.gate.set()
+        else:
+            # Tornado's HTTP/1.1 connection sees the close when it reads
+            # again, once the handler has taken what was buffered.
+            progress.gate.set()
+            await asyncio.wait_for(progress.closed.wait(), 10)
+        response = await self.fetch_async("/info")
+        assert response.code == 200
+        self.assert_one_session()
 
     @gen_test(timeout=60)
     async def test_slow_data_received_holds_the_peer_back(self) -> None:
@@ -1616,23 +1720,7 @@ known_bug(
     WebMatrixTest,
     "test_set_status_with_a_reason",
     SPDY,
-    "bug: SPDY drops set_status()'s reason: stream.response_to_headers sends "
-    "the bare code, the codec fills in the standard phrase, and the receiving "
-    "codec and stream.response_from_headers throw the wire's phrase away",
-)
-known_bug(
-    WebMatrixTest,
-    "test_request_priority_reaches_the_handler",
-    ("spdy/2",),
-    "bug: SPDY/2 client sends priorities 0-7 unscaled (StreamConnection."
-    "_head_extra); the 2-bit field clamps 3..7 to 3, which the server scales to "
-    "7: the default priority 3 arrives as the lowest",
-)
-known_bug(
-    WebMatrixTest,
-    "test_raw_unicode_url_as_over_http1",
-    MULTIPLEXED,
-    "bug: SPDYClient encodes :path as latin-1 (stream.request_to_headers) where "
-    "Tornado's HTTP/1.1 client sends UTF-8: non-latin-1 characters raise "
-    "UnicodeEncodeError, latin-1 ones arrive as invalid UTF-8 (400)",
+    "limitation: a custom reason phrase does not survive SPDY: the core's "
+    "h2-style API carries the status code alone (h2 has no reason phrase), "
+    "so each side uses the standard phrase",
 )

@@ -13,9 +13,12 @@ from typing import Any, Union
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
 import h2.exceptions
+import h2.frame_buffer
 import h2.settings
+import hyperframe.frame
 
 from tornado_spdy import spdy
 from tornado_spdy.spdy import events as spdy_events
@@ -94,6 +97,44 @@ class H2Core(h2.connection.H2Connection):
         self.local_settings = h2.settings.Settings(
             client=client_side, initial_values=values
         )
+        # h2 reads the limit from local_settings only when they are changed.
+        self.decoder.max_header_list_size = max_header_list_size
+        buffer = _FrameBuffer(server=not client_side)
+        buffer.max_frame_size = self.incoming_buffer.max_frame_size
+        self.incoming_buffer = buffer
+
+    # h2 treats GOAWAY as the end of everything: sending or receiving one moves
+    # its connection to CLOSED, where even the streams the GOAWAY spared can
+    # send nothing more. A graceful GOAWAY (NO_ERROR) is therefore sent and
+    # received here around h2's state machine, so that those streams finish.
+
+    def close_connection(
+        self,
+        error_code: int = 0,
+        additional_data: bytes | None = None,
+        last_stream_id: int | None = None,
+    ) -> None:
+        if error_code:
+            super().close_connection(error_code, additional_data, last_stream_id)
+            return
+        frame = hyperframe.frame.GoAwayFrame(stream_id=0)
+        frame.last_stream_id = (
+            self.highest_inbound_stream_id if last_stream_id is None else last_stream_id
+        )
+        frame.error_code = 0
+        frame.additional_data = additional_data or b""
+        self._prepare_for_sending([frame])
+
+    def _receive_goaway_frame(
+        self, frame: hyperframe.frame.GoAwayFrame
+    ) -> tuple[list[Any], list[Any]]:
+        if frame.error_code:
+            return super()._receive_goaway_frame(frame)
+        event = h2.events.ConnectionTerminated()
+        event.error_code = h2.errors.ErrorCodes.NO_ERROR
+        event.last_stream_id = frame.last_stream_id
+        event.additional_data = frame.additional_data or None
+        return [], [event]
 
     def initiate_connection(self) -> None:
         super().initiate_connection()
@@ -132,6 +173,16 @@ class H2Core(h2.connection.H2Connection):
         return not self.config.client_side and bool(self.remote_settings.enable_push)
 
 
+class _FrameBuffer(h2.frame_buffer.FrameBuffer):
+    """h2's frame buffer, refusing an oversized frame from its 9-byte header
+    instead of buffering up to 16 MiB of it first."""
+
+    def __next__(self) -> Any:
+        if len(self._data) >= 9:
+            self._validate_frame_length(int.from_bytes(self._data[:3], "big"))
+        return super().__next__()
+
+
 def core_family(core: Core) -> str:
     """``"h2"`` or ``"spdy"``: which table of error codes applies."""
     return "h2" if isinstance(core, H2Core) else "spdy"
@@ -163,6 +214,13 @@ def request_priority(core: Core, event: Any) -> int:
     if update is not None and update.weight:
         return 7 - min((int(update.weight) - 1) // 32, 7)
     return DEFAULT_URGENCY
+
+
+def wire_priority(core: Core, urgency: int) -> int:
+    """An urgency (0 highest to 7) in the core's own range: SPDY/2 has 0-3."""
+    if isinstance(core, spdy.SPDYConnection):
+        return round(urgency * core.profile.lowest_priority / 7)
+    return urgency
 
 
 #: Event classes of both cores, by the name they share.

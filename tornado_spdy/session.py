@@ -294,6 +294,14 @@ class Session:
             stream.end_received()
 
     def _on_stream_reset(self, event: Any) -> None:
+        if not event.remote_reset:
+            gen_log.info(
+                "%s stream %s from %s: bad input, reset (%s)",
+                self.framing,
+                event.stream_id,
+                self.context,
+                event.error_code,
+            )
         stream = self.streams.get(event.stream_id)
         if stream is not None and stream.pushed_by is not None:
             if event.error_code == REFUSED_STREAM[self.family]:
@@ -307,7 +315,7 @@ class Session:
                 stream.stream_id,
                 event.error_code,
             )
-            stream.close()
+            stream.reset_received()
 
     def _on_window(self, event: Any) -> None:
         if self._ready:
@@ -442,13 +450,14 @@ class Session:
 
     def _written(self, future: Future[None], size: int) -> None:
         self._unflushed -= size
-        if future.exception() is not None:
-            return
-        if self._unflushed <= self.params.write_buffer_size // 2:
+        failed = future.exception() is not None
+        if failed or self._unflushed <= self.params.write_buffer_size // 2:
+            # Drained, or never will be: the read loop goes on either way (and
+            # finds the connection closed).
             if self._drained is not None:
                 future_set_result_unless_cancelled(self._drained, None)
                 self._drained = None
-            if self._ready:
+            if self._ready and not failed:
                 self.schedule_flush()
 
     async def _wait_drained(self) -> None:

@@ -20,7 +20,7 @@ from tornado.concurrent import Future, future_set_result_unless_cancelled
 from tornado.http1connection import _GzipMessageDelegate
 from tornado.log import app_log, gen_log
 
-from tornado_spdy.http2 import SEND_ERRORS, TOO_MANY_STREAMS
+from tornado_spdy.http2 import SEND_ERRORS, TOO_MANY_STREAMS, wire_priority
 
 if TYPE_CHECKING:
     from tornado_spdy.session import Session
@@ -75,7 +75,7 @@ def request_to_headers(
     """A Tornado request head as an h2-style header list for either core."""
     result: Headers = [
         (b":method", start_line.method.encode("latin1")),
-        (b":path", start_line.path.encode("latin1")),
+        (b":path", start_line.path.encode("utf-8")),
         (b":scheme", scheme.encode("latin1")),
         (b":authority", headers.get("Host", "").encode("latin1")),
     ]
@@ -144,9 +144,9 @@ class StreamConnection(httputil.HTTPConnection):
         self._body_timer: object | None = None
         self._received = 0
         # Inbound: what waits for the delegate while it is busy.
-        self._inbox: collections.deque[tuple[bytes | memoryview, int] | None] = (
-            collections.deque()
-        )
+        # Inbound items: (data, flow-controlled length), (response head, None)
+        # on a client, and _END.
+        self._inbox: collections.deque[Any] = collections.deque()
         self._busy = False  # a delegate call's future is pending
         self._delegate_done = False  # finish() or on_connection_close() delivered
         self._remote_ended = False
@@ -162,6 +162,10 @@ class StreamConnection(httputil.HTTPConnection):
         self._closed = False
         self._close_callback: Callable[[], None] | None = None
         self._response_done: Future[bool] | None = None  # client side
+        self._continue_expected = False  # client side: Expect: 100-continue
+        self._discarding = False  # client side: the server took no more body
+        self._expected_length: int | None = None  # Content-Length to meet
+        self._request_method = ""  # server side
         # Server push: the stream that promised this one, and (SPDY) how many
         # of this stream's pushes still lack their head: a SPDY client must
         # see a push's status before the data that could make it ask.
@@ -191,8 +195,19 @@ class StreamConnection(httputil.HTTPConnection):
             raise httputil.HTTPOutputError("headers written twice")
         if isinstance(start_line, httputil.ResponseStartLine):
             self._head = response_to_headers(start_line, headers)
+            body_allowed = self._request_method != "HEAD" and start_line.code not in (
+                204,
+                304,
+            )
         else:
             self._head = request_to_headers(start_line, headers, self.session.scheme)
+            body_allowed = True
+            if headers.get("Expect", "").lower() == "100-continue":
+                self._continue_expected = True
+                self._head = [(n, v) for n, v in self._head if n != b"expect"]
+        length = headers.get("Content-Length")
+        if body_allowed and length is not None and length.isdigit():
+            self._expected_length = int(length)
         self.session.schedule(self)
         return self.write(chunk or b"")
 
@@ -200,12 +215,21 @@ class StreamConnection(httputil.HTTPConnection):
         """Queue a body chunk; the future resolves once flow control let all
         of it go to the socket."""
         future: Future[None] = Future()
+        if self._discarding:
+            future.set_result(None)
+            return future
         if self._closed:
             future.set_exception(StreamClosedError())
             future.exception()  # retrieved: callers may never await it
             return future
         if self._finishing:
             raise httputil.HTTPOutputError("write() after finish()")
+        if self._expected_length is not None and chunk:
+            if self._queued + len(chunk) > self._expected_length:
+                self.reset("internal")
+                raise httputil.HTTPOutputError(
+                    "Tried to write more data than Content-Length"
+                )
         if chunk:
             self._chunks.append(memoryview(chunk))
             self._queued += len(chunk)
@@ -217,9 +241,15 @@ class StreamConnection(httputil.HTTPConnection):
         return future
 
     def finish(self) -> None:
-        """End the response once everything queued is sent."""
-        if self._finishing or self._closed:
+        """End the message once everything queued is sent."""
+        if self._finishing or self._closed or self._discarding:
             return
+        if self._expected_length is not None and self._queued < self._expected_length:
+            missing = self._expected_length - self._queued
+            self.reset("internal")
+            raise httputil.HTTPOutputError(
+                f"Tried to write {missing} bytes less than Content-Length"
+            )
         self._finishing = True
         self.session.schedule(self)
 
@@ -253,6 +283,14 @@ class StreamConnection(httputil.HTTPConnection):
         self._response_done = Future()
         if self._closed:
             self._close_delegate()
+        else:
+            if self._continue_expected:
+                # No 1xx in SPDY, and h2 peers rarely send one: the body goes
+                # at once, as if the server had said 100 Continue.
+                self._continue_expected = False
+                self._inbox.appendleft(([(b":status", b"100")], None))
+            if not self._busy:
+                self._drain_inbox()
         return self._response_done
 
     def expect_push(self) -> None:
@@ -261,12 +299,25 @@ class StreamConnection(httputil.HTTPConnection):
         self._local_ended = True
 
     def response_received(self, headers: Headers) -> None:
-        """The response head arrived."""
-        if self.delegate is None or self._delegate_done:
+        """The response head arrived (it may come before the request's body
+        is sent: it waits for `read_response`)."""
+        self._inbox.append((headers, None))
+        if not self._busy:
+            self._drain_inbox()
+
+    def reset_received(self) -> None:
+        """The peer reset the stream."""
+        if self.session.client_side and self._remote_ended and not self._local_ended:
+            # A complete response, then a reset of our upload (RFC 9113 8.1):
+            # the response stands; what is left of the body is dropped.
+            self._discarding = True
+            self._chunks.clear()
+            self._sent = self._queued
+            self._local_ended = True
+            self._wake_writers()
+            self._maybe_done()
             return
-        start_line, fields = response_from_headers(headers, self.session.version)
-        self._start_body_timer()
-        self._call(self.delegate.headers_received, start_line, fields)
+        self.close()
 
     # ------------------------------------------------------- inbound (server)
 
@@ -278,6 +329,7 @@ class StreamConnection(httputil.HTTPConnection):
             # compress_response applies to every SPDY response, as in the seed.
             fields["Accept-Encoding"] = "gzip"
         start_line = httputil.RequestStartLine(method, path, self.session.version)
+        self._request_method = method
         delegate = self.session.server.start_request(self.session, self)
         if self.decompress:
             delegate = _GzipMessageDelegate(
@@ -286,6 +338,8 @@ class StreamConnection(httputil.HTTPConnection):
         self.delegate = delegate
         self._start_body_timer()
         self._call(delegate.headers_received, start_line, fields)
+        if fields.get("Expect", "").lower() == "100-continue":
+            self.write_informational(100, [])
         self.request = _find_request(delegate)
         if self.request is not None:
             self.request.framing = self.framing  # type: ignore[attr-defined]
@@ -324,15 +378,19 @@ class StreamConnection(httputil.HTTPConnection):
         inbox = self._inbox
         delegate = self.delegate
         while inbox and not self._busy and not self._delegate_done:
-            item = inbox.popleft()
             if delegate is None:
-                continue
+                break  # a client's response waits for read_response()
+            item = inbox.popleft()
             if item is _END:
                 self._delegate_done = True
                 self._resolve_response(True)
                 self._call(delegate.finish)
                 continue
             data, length = item
+            if length is None:  # a response head
+                start_line, fields = response_from_headers(data, self.session.version)
+                self._call(delegate.headers_received, start_line, fields)
+                continue
             if type(data) is not bytes:
                 data = bytes(data)
             if not self._call(delegate.data_received, data, acknowledge=length):
@@ -490,7 +548,9 @@ class StreamConnection(httputil.HTTPConnection):
                 self.session.schedule(parent)
 
     def _head_extra(self) -> dict[str, int]:
-        return {"priority": self.priority} if self.session.client_side else {}
+        if not self.session.client_side:
+            return {}
+        return {"priority": wire_priority(self.session.core, self.priority)}
 
     @property
     def closed(self) -> bool:
@@ -547,9 +607,11 @@ class StreamConnection(httputil.HTTPConnection):
         self._chunks.clear()
         self.session.stream_closed(self)
         aborted = not (self._local_ended and self._remote_ended)
-        self._close_delegate()
+        told = self._close_delegate()
         callback, self._close_callback = self._close_callback, None
-        if callback is not None and aborted:
+        # A delegate told now has told its handler (streamed bodies): once is
+        # enough, as on HTTP/1.1.
+        if callback is not None and aborted and not told:
             try:
                 callback()
             except Exception:
@@ -560,15 +622,18 @@ class StreamConnection(httputil.HTTPConnection):
                 future.set_exception(StreamClosedError())
                 future.exception()
 
-    def _close_delegate(self) -> None:
-        """The stream is gone before the delegate finished: tell it so."""
+    def _close_delegate(self) -> bool:
+        """The stream is gone before the delegate finished: tell it so.
+        True if it was told now."""
+        told = False
         if not self._delegate_done and self.delegate is not None:
-            self._delegate_done = True
+            self._delegate_done = told = True
             try:
                 self.delegate.on_connection_close()
             except Exception:
                 app_log.error("Exception in on_connection_close", exc_info=True)
         self._resolve_response(False)
+        return told
 
     def _resolve_response(self, complete: bool) -> None:
         future = self._response_done

@@ -444,12 +444,9 @@ class SPDYConnection:
         stream = self._stream(stream_id)
         if not stream.advance(StreamInput.SEND_RST_STREAM):
             raise StreamClosedError(stream_id)
-        if stream.push_request is not None:
-            self._pending_pushes.remove(stream_id)
-        else:
+        if stream.push_request is None:
             self._send_rst(stream_id, error_code)
         self._forget(stream)
-        self._drop_pending_pushes_of(stream_id)
 
     def _send_rst(self, stream_id: int, error_code: int) -> None:
         self._send(RstStreamFrame(stream_id, self.profile.wire_status(error_code)))
@@ -457,19 +454,22 @@ class SPDYConnection:
         if len(self._recent_resets) > _RECENT_RESETS:
             del self._recent_resets[next(iter(self._recent_resets))]
 
-    def _drop_pending_pushes_of(self, parent_id: int) -> None:
-        for push_id in [
-            p
-            for p in self._pending_pushes
-            if self.streams[p].associated_stream_id == parent_id
-        ]:
-            self._pending_pushes.remove(push_id)
-            self._forget(self.streams[push_id])
-
     def _forget(self, stream: SPDYStream) -> None:
+        """The stream is closed: drop it, and with it any push it promised
+        that never reached the wire (or the promise itself, if it is one)."""
         stream.state = StreamState.CLOSED
         if self.streams.pop(stream.stream_id, None) is not None:
             self._open_streams[stream.stream_id & 1] -= 1
+        if stream.push_request is not None:
+            stream.push_request = None
+            self._pending_pushes.remove(stream.stream_id)
+        elif self._pending_pushes:
+            for push_id in [
+                p
+                for p in self._pending_pushes
+                if self.streams[p].associated_stream_id == stream.stream_id
+            ]:
+                self._forget(self.streams[push_id])
 
     def ping(self, opaque_data: bytes | None = None) -> bytes:
         """Send a PING; its 4-byte id is returned (and echoed in
@@ -580,11 +580,12 @@ class SPDYConnection:
         return events
 
     def _stream_error(self, exc: StreamError, events: list[ev.Event]) -> None:
+        # Reported even for streams the caller never saw (a refused
+        # SYN_STREAM, DATA for an unknown stream), so that it can log them.
         stream = self.streams.get(exc.stream_id)
         if stream is not None:
             self._forget(stream)
-            self._drop_pending_pushes_of(exc.stream_id)
-            events.append(ev.StreamReset(exc.stream_id, exc.error_code, False))
+        events.append(ev.StreamReset(exc.stream_id, exc.error_code, False))
         self._send_rst(exc.stream_id, exc.error_code)
 
     def _on_syn_stream(self, frame: SynStreamFrame, events: list[ev.Event]) -> None:
@@ -792,7 +793,6 @@ class SPDYConnection:
             return  # resets of streams already finished are normal; ignore them
         stream.advance(StreamInput.RECV_RST_STREAM)
         self._forget(stream)
-        self._drop_pending_pushes_of(frame.stream_id)
         events.append(ev.StreamReset(frame.stream_id, frame.status_code, True))
 
     def _on_settings(self, frame: SettingsFrame, events: list[ev.Event]) -> None:

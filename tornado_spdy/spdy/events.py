@@ -91,7 +91,8 @@ class StreamReset(Event):
     """The stream was reset.
 
     :attr remote_reset: True when the peer sent RST_STREAM, False when the core
-        reset the stream because of bad input (the RST_STREAM is queued).
+        reset the stream because of bad input (the RST_STREAM is queued); the
+        latter also for streams never reported, such as a refused SYN_STREAM.
     """
 
     stream_id: int
