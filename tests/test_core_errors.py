@@ -503,15 +503,22 @@ def test_reset_of_finished_stream_is_ignored(version):
     s.send_headers(1, RESPONSE, end_stream=True)
     peer.read_from(s)
     assert 1 not in s.streams
-    assert s.receive_data(peer.rst(1, StatusCode.CANCEL)) == []
-    assert s.receive_data(peer.rst(1, StatusCode.INTERNAL_ERROR)) == []
+    # Reported (a refused push tells a server something), never answered.
+    assert s.receive_data(peer.rst(1, StatusCode.CANCEL)) == [
+        ev.StreamReset(1, StatusCode.CANCEL, True)
+    ]
+    assert s.receive_data(peer.rst(1, StatusCode.INTERNAL_ERROR)) == [
+        ev.StreamReset(1, StatusCode.INTERNAL_ERROR, True)
+    ]
     assert s.data_to_send() == b""
 
 
 def test_reset_of_finished_stream_on_client_is_ignored(version):
     peer, c = client_and_peer(version)
     c.receive_data(peer.syn_reply(1, fin=True))
-    assert c.receive_data(peer.rst(1, StatusCode.CANCEL)) == []
+    assert c.receive_data(peer.rst(1, StatusCode.CANCEL)) == [
+        ev.StreamReset(1, StatusCode.CANCEL, True)
+    ]
     assert c.data_to_send() == b""
 
 

@@ -494,6 +494,11 @@ async def test_pushes_arrive_before_parent_data_with_even_increasing_ids(
         ]
         pushed = [r for r in served.state.requests if r["pushed"]]
         assert len(pushed) == 5
+        # A push is one priority below its parent (0 is the most urgent).
+        [page_priority] = {
+            r["priority"] for r in served.state.requests if r["path"] == page.path
+        }
+        assert {r["priority"] for r in pushed[:3]} == {page_priority + 1}
         assert {r["framing"] for r in served.state.requests} == {protocol}
 
 
@@ -674,7 +679,6 @@ REFUSAL_RACE_BUG = (
         pytest.param(
             asset_url("a.js"),
             False,
-            marks=pytest.mark.xfail(strict=True, reason=REFUSAL_RACE_BUG),
             id="finished-push",
         ),
     ],
@@ -888,7 +892,6 @@ SPDY_REQUEST_HEADERS_BUG = (
 
 
 @pytest.mark.parametrize("protocol", SPDY)
-@pytest.mark.xfail(strict=True, reason=SPDY_REQUEST_HEADERS_BUG)
 @scenario
 async def test_spdy_push_response_headers_are_not_request_headers(
     protocol: str,
@@ -915,9 +918,7 @@ MAX_CONCURRENT_BUG = (
 )
 
 
-@pytest.mark.parametrize(
-    "protocol", [xfail_for(("h2",), MAX_CONCURRENT_BUG)(p) for p in PROTOCOLS]
-)
+@pytest.mark.parametrize("protocol", PROTOCOLS)
 @scenario
 async def test_pushes_respect_client_max_concurrent_streams(protocol: str) -> None:
     """A client that takes one pushed stream at a time
@@ -985,18 +986,17 @@ async def test_push_path_forms_and_extra_headers(protocol: str) -> None:
 
 PARENT_RESET_BUG = (
     "bug: SPDY, the client resets a page whose push has not sent its head: the "
-    "core drops the reserved push (SPDYConnection.reset_stream / _on_rst_stream "
-    "-> _drop_pending_pushes_of) but the pushed StreamConnection lives on; when "
-    "its handler answers, Session._pump calls stream.send_head(), the core raises "
-    "StreamClosedError, which send_head (only TOO_MANY_STREAMS) and the head loop "
-    "of _pump (no SEND_ERRORS handler, unlike the DATA loop) let escape: "
-    "'Exception in callback Session._flush' on every later flush, and the whole "
-    "connection stalls"
+    "core forgets the reserved push with its parent (SPDYConnection._forget) "
+    "without telling the Tornado layer, and the pushed StreamConnection lives on; "
+    "when its handler answers, Session._pump calls stream.send_head(), the core "
+    "raises StreamClosedError, which send_head (it catches TOO_MANY_STREAMS only) "
+    "and the head loop of _pump (no SEND_ERRORS handler, unlike its DATA loop) "
+    "let escape: 'Exception in callback Session._flush' on every later flush, "
+    "and the whole connection stalls"
 )
 
 
 @pytest.mark.parametrize("protocol", SPDY)
-@pytest.mark.xfail(strict=True, reason=PARENT_RESET_BUG)
 @scenario
 async def test_spdy_parent_reset_while_push_head_pending(protocol: str) -> None:
     """SPDY holds a page's DATA until its pushes' heads are out; the client
@@ -1373,6 +1373,39 @@ async def test_priority_is_strict_under_a_shared_window(protocol: str) -> None:
         assert big.body == asset_bytes("big.bin", big_size)
 
 
+@pytest.mark.parametrize("protocol", ["h2", "spdy/3.1"])
+@scenario
+async def test_round_robin_among_equal_priorities(protocol: str) -> None:
+    """Two responses of the same priority, both waiting on a used-up
+    connection window: the next 64 KiB of window are shared frame by frame,
+    half each."""
+    size, grant, frame = 1 * MiB, 64 * KiB, 16 * KiB
+    async with serve(protocol) as served:
+        client = await served.connect(window=4 * MiB, auto_ack=False)
+        same = {} if protocol == "h2" else {"priority": 3}
+        first = client.request(f"/asset/one.bin?size={size}", **same)
+        await client.until(lambda: len(first.body) >= 64 * KiB - 1)
+        second_url = f"/asset/two.bin?size={size}"
+        second = client.request(second_url, **same)
+        await served.state.wait(f"finished:{second_url}")
+        await client.ping()
+        before_first, before = len(first.body), client.received()
+        assert len(second.body) == 0
+        client.open_window(grant)
+        await client.until(lambda: client.received() >= before + grant)
+        assert len(first.body) - before_first == grant // 2
+        assert len(second.body) == grant // 2
+        # Frame by frame: the grant went out as first, second, first, second.
+        grant_frames = [
+            f.stream_id
+            for f in client.wire
+            if f.type == "DATA" and f.stream_id in (first.stream_id, second.stream_id)
+        ][-grant // frame :]
+        assert grant_frames == [first.stream_id, second.stream_id] * 2
+        priorities = {r["path"]: r["priority"] for r in served.state.requests}
+        assert priorities[second_url] == 3
+
+
 # ------------------------------------------------------------------ interop
 
 
@@ -1469,7 +1502,6 @@ async def test_nghttp_receives_pushes() -> None:
 
 
 @pytest.mark.peer
-@pytest.mark.xfail(strict=True, reason=MAX_CONCURRENT_BUG)
 @scenario
 async def test_nghttp_push_with_one_concurrent_stream() -> None:
     """``nghttp --max-concurrent-streams=1`` takes one pushed stream at a
@@ -1483,7 +1515,11 @@ async def test_nghttp_push_with_one_concurrent_stream() -> None:
             served.url(INTEROP_PAGE),
         )
         out = raw.decode("utf-8", "replace")
-    goaway = [line for line in out.splitlines() if "GOAWAY" in line or "error=" in line]
+    goaway = [
+        line
+        for line in out.splitlines()
+        if "recv GOAWAY" in line or "INVALID" in line or "error_code=PROTOCOL" in line
+    ]
     assert goaway == [], "\n".join(goaway)
     assert code == 0, err
     ends = re.findall(r"recv DATA frame <length=\d+, flags=0x01, stream_id=(\d+)>", out)

@@ -150,6 +150,7 @@ class Session:
         self._next_push_id = 2
         self.pushed_paths: set[bytes] = set()  # never the same URL twice
         self._push_refused = False
+        self._open_pushes: set[StreamConnection] = set()  # heads sent, not ended
         #: Client side: called with (parent, pushed stream, request headers) for
         #: each push; returns the pushed response's delegate, or None to refuse.
         self.accept_push: Any = None
@@ -303,9 +304,15 @@ class Session:
                 event.error_code,
             )
         stream = self.streams.get(event.stream_id)
-        if stream is not None and stream.pushed_by is not None:
-            if event.error_code == REFUSED_STREAM[self.family]:
-                self._push_refused = True  # a SPDY client that wants no pushes
+        if (
+            event.remote_reset
+            and not self.client_side
+            and event.stream_id % 2 == 0
+            and event.error_code == REFUSED_STREAM[self.family]
+        ):
+            # A client refusing a push (even one we finished sending): SPDY's
+            # way of saying it wants none, as SETTINGS_ENABLE_PUSH = 0 is h2's.
+            self._push_refused = True
         if stream is not None:
             if event.error_code == REFUSED_STREAM[self.family]:
                 stream.refused = True  # not processed: safe to send again
@@ -355,6 +362,8 @@ class Session:
             return None
         promised_id = self._next_push_id
         try:
+            # h2's PUSH_PROMISE shows the whole request; the SPDY core keeps
+            # only what names the resource.
             self.core.push_stream(parent.stream_id, promised_id, headers)
         except SEND_ERRORS as exc:
             gen_log.debug("%r: no push of %r: %s", self, path, exc)
@@ -366,6 +375,21 @@ class Session:
         self.streams[promised_id] = stream
         self.schedule_flush()
         return stream
+
+    def push_may_open(self) -> bool:
+        """A pushed stream may send its head now: h2 counts a push against the
+        client's SETTINGS_MAX_CONCURRENT_STREAMS from its HEADERS on, and does
+        not stop us; pushed heads wait here until a slot is free. (The SPDY
+        core counts a push when it is promised.)"""
+        if isinstance(self.core, H2Core):
+            return (
+                len(self._open_pushes)
+                < self.core.remote_settings.max_concurrent_streams
+            )
+        return True
+
+    def push_opened(self, stream: StreamConnection) -> None:
+        self._open_pushes.add(stream)
 
     # ------------------------------------------------------------ client
 
@@ -413,7 +437,15 @@ class Session:
         for stream in sorted(ready, key=_head_order):
             # Heads first, in stream-id order (ids must open in sequence),
             # a push's head before its parent's.
-            if stream.has_head and not stream.send_head() and self.client_side:
+            if not stream.has_head:
+                continue
+            try:
+                head_sent = stream.send_head()
+            except SEND_ERRORS:
+                gen_log.debug("%r: head not sent", stream, exc_info=True)
+                stream.close()  # e.g. a push whose parent was reset
+                continue
+            if not head_sent and self.client_side:
                 break
         quantum = self.core.max_outbound_frame_size
         order = sorted(ready, key=_send_order)
@@ -499,6 +531,9 @@ class Session:
         """Called once by each stream as it ends."""
         self.streams.pop(stream.stream_id, None)
         self._ready.pop(stream, None)
+        self._open_pushes.discard(stream)
+        if self._ready:
+            self.schedule_flush()  # a stream limit may have made room
         if not self.streams:
             if self._draining:
                 self.schedule_flush()

@@ -490,6 +490,8 @@ class StreamConnection(httputil.HTTPConnection):
         False if the peer's stream limit holds it back."""
         if self._head is None:
             return False
+        if self.pushed_by is not None and not self.session.push_may_open():
+            return False
         end = self._finishing and not self._chunks and not self._pushes_without_head
         try:
             self.session.core.send_headers(
@@ -499,6 +501,8 @@ class StreamConnection(httputil.HTTPConnection):
             return False
         self._head = None
         self._head_sent = True
+        if self.pushed_by is not None:
+            self.session.push_opened(self)
         self._release_parent()
         if end:
             self._local_end()

@@ -79,6 +79,11 @@ class HeaderCodec:
         self._special: dict[bytes, bytes] = dict(profile.h2_names)
         self._special.update((name, b"") for name in CONNECTION_HEADERS)
         self._special.setdefault(b"host", b"host")
+        # What each name seen so far stands for, so that a field costs one
+        # lookup: received name -> (h2 name or None to drop, HAS_* bit), and
+        # name given to encode -> wire name (b"" to drop).
+        self._names_in: dict[bytes, tuple[bytes | None, int]] = {}
+        self._names_out: dict[bytes, bytes] = {}
         # Created on first use: an idle session holds no zlib state.
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
@@ -100,18 +105,21 @@ class HeaderCodec:
 
         :raises ValueError: an empty name or a value containing NUL.
         """
-        rename = self.profile.wire_names
+        names = self._names_out
         fields: dict[bytes, bytes] = {}
         for name, value in headers:
             if type(name) is not bytes:
                 name = _to_bytes(name)
             if type(value) is not bytes:
                 value = _to_bytes(value)
-            name = rename.get(name) or name.lower()
-            if name in CONNECTION_HEADERS:
+            wire_name = names.get(name)
+            if wire_name is None:
+                wire_name = self._learn_out(name)
+            if not wire_name:
                 continue
-            if b"\0" in value or not name:
-                raise ValueError(f"header {name!r}: empty name or NUL in value")
+            name = wire_name
+            if b"\0" in value:
+                raise ValueError(f"header {name!r}: NUL in value")
             previous = fields.get(name)
             if previous is None or not previous:
                 fields[name] = value
@@ -130,6 +138,18 @@ class HeaderCodec:
         for name, value in fields.items():
             parts += (pack(len(name)), name, pack(len(value)), value)
         return self.compress(b"".join(parts))
+
+    def _learn_out(self, name: bytes) -> bytes:
+        """The wire name of a name given to `encode` (b"" to drop it)."""
+        if not name:
+            raise ValueError("empty header name")
+        lower = name.lower()
+        wire_name = self.profile.wire_names.get(lower, lower)
+        if wire_name in CONNECTION_HEADERS:
+            wire_name = b""
+        if len(self._names_out) < _NAME_CACHE:
+            self._names_out[name] = wire_name
+        return wire_name
 
     def compress(self, raw: bytes) -> bytes:
         """Compress a serialized header block, ending at a sync flush."""
@@ -192,12 +212,27 @@ class HeaderCodec:
             if produced < _DRAIN_CHUNK and not decompressor.unconsumed_tail:
                 return
 
+    def _learn_in(self, name: bytes) -> tuple[bytes | None, int]:
+        """What a received name stands for: (h2 name or None, HAS_* bit)."""
+        if not name or (not name.islower() and name != name.lower()):
+            raise ValueError("empty or upper-case header name")
+        h2_name = self._special.get(name)
+        if h2_name is None:
+            entry: tuple[bytes | None, int] = (name, 0)
+        elif not h2_name or h2_name == b":version":
+            entry = (None, _DROP)
+        else:
+            entry = (h2_name, _PSEUDO_BITS.get(h2_name, 0) or _RENAMED)
+        if len(self._names_in) < _NAME_CACHE:
+            self._names_in[name] = entry
+        return entry
+
     def parse(self, raw: bytes, stream_id: int) -> tuple[Headers, int]:
         """Parse an inflated header block: one pair per NUL-separated value,
         names in h2's spelling; see `decode`."""
         size = self._length.size
         unpack = self._length.unpack_from
-        special = self._special
+        names = self._names_in
         headers: Headers = []
         found = 0
         try:
@@ -208,39 +243,36 @@ class HeaderCodec:
                 )
             position = size
             for _ in range(count):
-                length = unpack(raw, position)[0]
-                position += size
-                name = raw[position : position + length]
-                position += length
-                length = unpack(raw, position)[0]
-                position += size
-                value = raw[position : position + length]
-                position += length
-                if len(value) != length or not name:
-                    raise ValueError
-                if not name.islower() and name != name.lower():
-                    raise ValueError
-                h2_name = special.get(name)
-                if h2_name is not None:
-                    if not h2_name or h2_name == b":version":
+                end = position + size + unpack(raw, position)[0]
+                name = raw[position + size : end]
+                position = end + size + unpack(raw, end)[0]
+                value = raw[end + size : position]
+                entry = names.get(name)
+                if entry is None:
+                    entry = self._learn_in(name)
+                h2_name, bit = entry
+                if bit:
+                    if h2_name is None:
                         continue  # hop-by-hop, or implied by the protocol
-                    name = h2_name
-                    found |= _PSEUDO_BITS.get(name, 0)
-                    if name == b":status":
+                    found |= bit
+                    if bit == HAS_STATUS:
                         value = value.split(b" ", 1)[0]
-                    elif name == b":path" and b"://" in value[:9]:
+                    elif bit == HAS_PATH and b"://" in value[:9]:
                         found |= _ABSOLUTE_PATH
+                else:
+                    h2_name = name
                 if b"\0" in value:
                     parts = value.split(b"\0")
                     if b"" in parts:
                         raise ValueError  # an empty value between NULs
-                    headers.extend((name, part) for part in parts)
+                    headers.extend((h2_name, part) for part in parts)
                 else:
-                    headers.append((name, value))
+                    headers.append((h2_name, value))
         except (struct.error, ValueError):
             raise StreamError(
                 "malformed header block", stream_id, StatusCode.PROTOCOL_ERROR
             ) from None
+        # Lengths that overran the block leave position past its end.
         if position != len(raw):
             raise StreamError(
                 "trailing bytes in header block", stream_id, StatusCode.PROTOCOL_ERROR
@@ -249,6 +281,10 @@ class HeaderCodec:
             headers = _normalize_authority(headers)
             found |= HAS_AUTHORITY
         return headers, found & _PUBLIC_BITS
+
+
+_NAME_CACHE = 512  # distinct names remembered per direction and session
+_DROP = 64  # a received name that is dropped (hop-by-hop, :version)
 
 
 def _normalize_authority(headers: Headers) -> Headers:
@@ -273,6 +309,7 @@ def _normalize_authority(headers: Headers) -> Headers:
 _URL_PARTS = frozenset((b":scheme", b":authority", b":path"))
 _ABSOLUTE_PATH = 32  # ``:path`` is an absolute URL (SPDY/2 pushes)
 _HOST_ONLY = _HAS_HOST | HAS_AUTHORITY
+_RENAMED = 128  # a pseudo-header renamed without a HAS_* bit (:scheme)
 _PUBLIC_BITS = HAS_METHOD | HAS_PATH | HAS_STATUS | HAS_AUTHORITY
 
 

@@ -356,7 +356,10 @@ class SPDYConnection:
 
     def _emit_push(self, stream: SPDYStream, response: HeaderInput, flags: int) -> None:
         assert stream.push_request is not None
-        request = self.profile.push_url(stream.push_request)
+        # Only what names the resource: in SPDY a push carries no request
+        # headers of its own, and any others would read as the response's.
+        named = [(n, v) for n, v in stream.push_request if n[:1] == b":"]
+        request = self.profile.push_url(named)
         response = list(response)
         stream.push_request = None
         stream.local_headers_sent = True
@@ -789,10 +792,11 @@ class SPDYConnection:
 
     def _on_rst_stream(self, frame: RstStreamFrame, events: list[ev.Event]) -> None:
         stream = self.streams.get(frame.stream_id)
-        if stream is None:
-            return  # resets of streams already finished are normal; ignore them
-        stream.advance(StreamInput.RECV_RST_STREAM)
-        self._forget(stream)
+        if stream is not None:
+            stream.advance(StreamInput.RECV_RST_STREAM)
+            self._forget(stream)
+        # Reported even for streams already finished (resets crossing our FIN
+        # are normal): a refused push tells a server the client wants none.
         events.append(ev.StreamReset(frame.stream_id, frame.status_code, True))
 
     def _on_settings(self, frame: SettingsFrame, events: list[ev.Event]) -> None:
