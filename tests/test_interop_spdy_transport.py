@@ -581,7 +581,16 @@ def check_clean(driver: CoreDriver, node_log: str) -> None:
     """Neither side reset a stream or complained."""
     from tornado_spdy.spdy import events as ev
 
-    resets = [e for e in driver.events if isinstance(e, ev.StreamReset)]
+    # A reset of a stream that had already ended is tolerated (spdy-transport
+    # answers a WINDOW_UPDATE for a stream it closed with RST_STREAM); any
+    # other reset is a failure.
+    ended_first = set()
+    resets = []
+    for event in driver.events:
+        if isinstance(event, ev.StreamEnded):
+            ended_first.add(event.stream_id)
+        elif isinstance(event, ev.StreamReset) and event.stream_id not in ended_first:
+            resets.append(event)
     assert not resets, resets
     goaways = [e for e in driver.events if isinstance(e, ev.ConnectionTerminated)]
     assert all(g.error_code == 0 for g in goaways), goaways
