@@ -133,8 +133,10 @@ class StreamConnection(httputil.HTTPConnection):
         self.priority = priority
         self.framing = session.framing
         self.stream = session.stream
-        # Per stream: the xheaders adapter rewrites the context in place.
-        self.context = copy.copy(session.context)
+        # The xheaders adapter rewrites the context in place: then each stream
+        # needs its own.
+        xheaders = getattr(session.server, "xheaders", False)
+        self.context = copy.copy(session.context) if xheaders else session.context
         self.delegate: httputil.HTTPMessageDelegate | None = None
         self.request: httputil.HTTPServerRequest | None = None
         self.params = session.params

@@ -17,6 +17,7 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Iterable
+from typing import Any
 
 from .errors import HeaderBlockError, HeaderListTooLarge, StatusCode, StreamError
 from .profile import CONNECTION_HEADERS, REASONS, Headers, VersionProfile
@@ -79,11 +80,16 @@ class HeaderCodec:
         self._special: dict[bytes, bytes] = dict(profile.h2_names)
         self._special.update((name, b"") for name in CONNECTION_HEADERS)
         self._special.setdefault(b"host", b"host")
-        # What each name seen so far stands for, so that a field costs one
-        # lookup: received name -> (h2 name or None to drop, HAS_* bit), and
-        # name given to encode -> wire name (b"" to drop).
-        self._names_in: dict[bytes, tuple[bytes | None, int]] = {}
-        self._names_out: dict[bytes, bytes] = {}
+        # Shared by every session of this version: what each name seen so far
+        # stands for, so that a field costs one lookup, and whole blocks seen
+        # lately, since the same requests and responses recur.
+        memo = _MEMOS.get(profile.name)
+        if memo is None:
+            memo = _MEMOS[profile.name] = _Memo()
+        self._names_in = memo.names_in
+        self._names_out = memo.names_out
+        self._blocks_in = memo.blocks_in
+        self._blocks_out = memo.blocks_out
         # Created on first use: an idle session holds no zlib state.
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
@@ -105,6 +111,21 @@ class HeaderCodec:
 
         :raises ValueError: an empty name or a value containing NUL.
         """
+        items = tuple(headers)
+        key: Any = (items, tuple(defaults))
+        try:
+            raw = self._blocks_out.get(key)
+        except TypeError:  # an unhashable header list: not remembered
+            key = raw = None
+        if raw is None:
+            raw = self._serialize(items, defaults)
+            if key is not None and len(raw) <= _BLOCK_MEMO_SIZE:
+                _remember(self._blocks_out, key, raw)
+        return self.compress(raw)
+
+    def _serialize(
+        self, headers: HeaderInput, defaults: Iterable[tuple[bytes, bytes]]
+    ) -> bytes:
         names = self._names_out
         fields: dict[bytes, bytes] = {}
         for name, value in headers:
@@ -137,7 +158,7 @@ class HeaderCodec:
         parts = [pack(len(fields))]
         for name, value in fields.items():
             parts += (pack(len(name)), name, pack(len(value)), value)
-        return self.compress(b"".join(parts))
+        return b"".join(parts)
 
     def _learn_out(self, name: bytes) -> bytes:
         """The wire name of a name given to `encode` (b"" to drop it)."""
@@ -175,7 +196,15 @@ class HeaderCodec:
         :raises StreamError: a malformed list (PROTOCOL_ERROR for the stream).
         :raises HeaderBlockError: zlib failed; the session cannot go on.
         """
-        return self.parse(self.inflate(block, stream_id), stream_id)
+        raw = self.inflate(block, stream_id)
+        known = self._blocks_in.get(raw)
+        if known is not None and known[2] <= self.max_header_fields:
+            return list(known[0]), known[1]
+        headers, found = self.parse(raw, stream_id)
+        if len(raw) <= _BLOCK_MEMO_SIZE:
+            count = self._length.unpack_from(raw)[0]
+            _remember(self._blocks_in, raw, (tuple(headers), found, count))
+        return headers, found
 
     def inflate(self, block: bytes | memoryview, stream_id: int) -> bytes:
         """Inflate one block, bounded by ``max_header_list_size``."""
@@ -283,7 +312,32 @@ class HeaderCodec:
         return headers, found & _PUBLIC_BITS
 
 
-_NAME_CACHE = 512  # distinct names remembered per direction and session
+_NAME_CACHE = 512  # distinct names remembered per direction and version
+_BLOCK_MEMO = 256  # header blocks remembered per direction and version
+_BLOCK_MEMO_SIZE = 1024  # the largest block remembered, serialized
+
+
+class _Memo:
+    """What the codecs of one version remember, shared by all sessions."""
+
+    def __init__(self) -> None:
+        self.names_in: dict[bytes, tuple[bytes | None, int]] = {}
+        self.names_out: dict[bytes, bytes] = {}
+        self.blocks_in: dict[
+            bytes, tuple[tuple[tuple[bytes, bytes], ...], int, int]
+        ] = {}
+        self.blocks_out: dict[Any, bytes] = {}
+
+
+_MEMOS: dict[str, _Memo] = {}
+
+
+def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(memo) >= _BLOCK_MEMO:
+        del memo[next(iter(memo))]  # the oldest
+    memo[key] = value
+
+
 _DROP = 64  # a received name that is dropped (hop-by-hop, :version)
 
 
