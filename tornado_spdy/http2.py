@@ -19,9 +19,11 @@ import h2.exceptions
 import h2.frame_buffer
 import h2.settings
 import hyperframe.frame
+from hpack import NeverIndexedHeaderTuple
 
 from tornado_spdy import spdy
 from tornado_spdy.spdy import events as spdy_events
+from tornado_spdy.spdy.compression import SENSITIVE_HEADERS
 
 #: A protocol core: h2's connection or ours, driven through the same methods.
 Core = Union["H2Core", spdy.SPDYConnection]
@@ -159,7 +161,12 @@ class H2Core(h2.connection.H2Connection):
         end_stream: bool = False,
         priority: int | None = None,
     ) -> None:
-        """h2's send_headers, with a SPDY-style ``priority`` (0 most urgent)."""
+        """h2's send_headers, with a SPDY-style ``priority`` (0 most urgent);
+        cookies and credentials are marked never-indexed for HPACK (CRIME)."""
+        headers = [
+            NeverIndexedHeaderTuple(n, v) if n in SENSITIVE_HEADERS else (n, v)
+            for n, v in headers
+        ]
         if priority is None:
             super().send_headers(stream_id, headers, end_stream=end_stream)
         else:

@@ -33,6 +33,10 @@ COMPRESS_MEM_LEVEL = 1
 _DRAIN_CHUNK = 64 * 1024
 
 
+#: Header values never compressed (CRIME): an attacker who can add data to a
+#: request would otherwise learn them from the compressed length.
+SENSITIVE_HEADERS = frozenset((b"cookie", b"authorization", b"proxy-authorization"))
+
 # Bits of `HeaderCodec.decode`'s second result: which pseudo-headers a block had.
 HAS_METHOD = 1
 HAS_PATH = 2
@@ -58,6 +62,8 @@ class HeaderCodec:
     :arg max_inflate_size: the most a block may inflate to before the session
         is ended rather than followed.
     :arg compression_level: zlib level of our own blocks.
+    :arg sensitive_headers: names whose values are sent uncompressed and are
+        never matched against (CRIME): cookies and credentials by default.
     """
 
     def __init__(
@@ -67,8 +73,10 @@ class HeaderCodec:
         max_header_fields: int = 100,
         max_inflate_size: int = 1024 * 1024,
         compression_level: int = 6,
+        sensitive_headers: frozenset[bytes] = SENSITIVE_HEADERS,
     ):
         self.profile = profile
+        self.sensitive_headers = sensitive_headers
         self.max_header_list_size = max_header_list_size
         self.max_header_fields = max_header_fields
         self.max_inflate_size = max(max_inflate_size, max_header_list_size)
@@ -112,20 +120,21 @@ class HeaderCodec:
         :raises ValueError: an empty name or a value containing NUL.
         """
         items = tuple(headers)
-        key: Any = (items, tuple(defaults))
+        key: Any = (items, tuple(defaults), self.sensitive_headers)
         try:
             raw = self._blocks_out.get(key)
         except TypeError:  # an unhashable header list: not remembered
             key = raw = None
         if raw is None:
             raw = self._serialize(items, defaults)
-            if key is not None and len(raw) <= _BLOCK_MEMO_SIZE:
+            if key is not None and len(raw[0]) <= _BLOCK_MEMO_SIZE:
                 _remember(self._blocks_out, key, raw)
-        return self.compress(raw)
+        return self.compress(*raw)
 
     def _serialize(
         self, headers: HeaderInput, defaults: Iterable[tuple[bytes, bytes]]
-    ) -> bytes:
+    ) -> tuple[bytes, tuple[tuple[int, int], ...]]:
+        """The serialized block, and where its sensitive values lie in it."""
         names = self._names_out
         fields: dict[bytes, bytes] = {}
         for name, value in headers:
@@ -155,10 +164,18 @@ class HeaderCodec:
             if reason is not None:
                 fields[self._status_name] = reason
         pack = self._length.pack
+        size = self._length.size
         parts = [pack(len(fields))]
+        offset = size
+        secrets: list[tuple[int, int]] = []
+        sensitive = self.sensitive_headers
         for name, value in fields.items():
             parts += (pack(len(name)), name, pack(len(value)), value)
-        return b"".join(parts)
+            offset += 2 * size + len(name)
+            if name in sensitive and value:
+                secrets.append((offset, offset + len(value)))
+            offset += len(value)
+        return b"".join(parts), tuple(secrets)
 
     def _learn_out(self, name: bytes) -> bytes:
         """The wire name of a name given to `encode` (b"" to drop it)."""
@@ -172,8 +189,14 @@ class HeaderCodec:
             self._names_out[name] = wire_name
         return wire_name
 
-    def compress(self, raw: bytes) -> bytes:
-        """Compress a serialized header block, ending at a sync flush."""
+    def compress(self, raw: bytes, secrets: tuple[tuple[int, int], ...] = ()) -> bytes:
+        """Compress a serialized header block, ending at a sync flush.
+
+        The ``secrets`` ranges of ``raw`` (values of `sensitive_headers`) are
+        never compressed (CRIME): before each, a full flush empties the
+        compressor's history, and the value goes out in stored blocks the
+        compressor never sees, so it is matched against nothing, then or later.
+        """
         compressor = self._compressor
         if compressor is None:
             compressor = self._compressor = zlib.compressobj(
@@ -183,7 +206,18 @@ class HeaderCodec:
                 COMPRESS_MEM_LEVEL,
                 zdict=self.profile.dictionary,
             )
-        return compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        if not secrets:
+            return compressor.compress(raw) + compressor.flush(zlib.Z_SYNC_FLUSH)
+        out = []
+        position = 0
+        for start, end in secrets:
+            out.append(compressor.compress(raw[position:start]))
+            out.append(compressor.flush(zlib.Z_FULL_FLUSH))
+            out.append(_stored_blocks(raw[start:end]))
+            position = end
+        out.append(compressor.compress(raw[position:]))
+        out.append(compressor.flush(zlib.Z_SYNC_FLUSH))
+        return b"".join(out)
 
     # ------------------------------------------------------------------ in
 
@@ -326,10 +360,21 @@ class _Memo:
         self.blocks_in: dict[
             bytes, tuple[tuple[tuple[bytes, bytes], ...], int, int]
         ] = {}
-        self.blocks_out: dict[Any, bytes] = {}
+        self.blocks_out: dict[Any, tuple[bytes, tuple[tuple[int, int], ...]]] = {}
 
 
 _MEMOS: dict[str, _Memo] = {}
+
+
+def _stored_blocks(data: bytes) -> bytes:
+    """``data`` as deflate stored blocks (after a flush, so byte-aligned)."""
+    blocks = []
+    for start in range(0, len(data), 0xFFFF):
+        chunk = data[start : start + 0xFFFF]
+        # BFINAL 0, BTYPE 00, then LEN and its one's complement, little-endian.
+        blocks.append(b"\0" + struct.pack("<HH", len(chunk), len(chunk) ^ 0xFFFF))
+        blocks.append(chunk)
+    return b"".join(blocks)
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:

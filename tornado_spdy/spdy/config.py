@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .compression import SENSITIVE_HEADERS
+
 DEFAULT_WINDOW = 64 * 1024  # SPDY/3 and 3.1: stream and session windows start here
 
 
@@ -30,6 +32,9 @@ class SPDYConfiguration:
     :arg enable_push: (client side) accept server pushes; when False they are
         refused with RST_STREAM REFUSED_STREAM.
     :arg compression_level: zlib level of the header blocks we send.
+    :arg sensitive_headers: header names whose values we send uncompressed and
+        never match against, so that an attacker who adds data to a request
+        cannot learn them from its compressed length (CRIME).
     """
 
     client_side: bool = True
@@ -44,3 +49,4 @@ class SPDYConfiguration:
     max_outbound_frame_size: int = 16 * 1024
     enable_push: bool = True
     compression_level: int = 6
+    sensitive_headers: frozenset[bytes] = SENSITIVE_HEADERS

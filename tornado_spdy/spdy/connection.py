@@ -130,6 +130,7 @@ class SPDYConnection:
             max_header_fields=config.max_header_fields,
             max_inflate_size=config.max_inflate_size,
             compression_level=config.compression_level,
+            sensitive_headers=config.sensitive_headers,
         )
         self._version_header = ((self.profile.wire_names[b":version"], b"HTTP/1.1"),)
         self._parser = FrameParser(self.profile, config.max_inbound_frame_size)

@@ -1,0 +1,1572 @@
+"""`tornado_spdy.SPDYClient` against independent servers and our own.
+
+The servers:
+
+- ``nghttpd`` (nghttp2): h2 over TLS (ALPN) and h2c by prior knowledge, with a
+  push configured by ``-p/push.html=/pushed.js`` and ``--echo-upload``; its
+  ``-v`` frame log is how the tests see connections and streams on its side;
+- node's ``spdy-transport`` server (``tests/peers/spdy_peer.js server``): spdy/2,
+  spdy/3 and spdy/3.1, over TLS (ALPN) and cleartext (prior knowledge), pushing
+  ``/pushed.js`` with ``/push``; its stderr log names each connection and request;
+- Tornado's own `tornado.httpserver.HTTPServer` (HTTP/1.1, over TLS the client's
+  ALPN offer is simply not answered);
+- our `SPDYServer`, in every protocol, over TLS and cleartext, with an
+  application of its own (``make_app``) that records what it saw.
+
+Each scenario runs in a fresh asyncio loop (``run``), bounded by
+``asyncio.wait_for``; servers run in the same loop or as subprocesses, and
+every wait for a peer is bounded too. Nothing synchronises on sleeps:
+handlers and tests meet on `asyncio.Event` objects (the gate that holds
+requests until N are in flight, the hold that keeps responses back until the
+test lets them go), and peers' logs are awaited line by line.
+
+Bodies are checked by sha256; the test pattern is ``byte[i] = i % 251``
+(spdy_peer.js's).
+
+Known bugs are marked ``xfail(strict=True)`` with the reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import dataclasses
+import functools
+import gzip
+import hashlib
+import json
+import logging
+import os
+import re
+import socket
+import ssl
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from tornado import web
+from tornado.httpclient import HTTPClientError, HTTPResponse
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+from tornado.simple_httpclient import HTTPTimeoutError, SimpleAsyncHTTPClient
+
+from tests.peers_util import PEERS_DIR, require_node_package, require_peer
+
+# tornado_spdy is imported inside the helpers, so that a broken package fails
+# these tests one by one rather than the collection of the whole file.
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SPDY_PEER = os.path.join(PEERS_DIR, "spdy_peer.js")
+
+MULTIPLEXED = ("h2", "spdy/3.1", "spdy/3", "spdy/2")
+SPDY_VERSIONS = ("spdy/2", "spdy/3", "spdy/3.1")
+
+KiB = 1024
+MiB = 1024 * 1024
+
+HELLO = b"hello world"
+PUSH_PARENT = b"pushed-parent"
+PUSH_SIZE = 100_000
+ECHO_SIZE = 2 * MiB
+BIG_SIZE = 10 * MiB
+CONCURRENT = 100
+#: Our server's bytes handler writes in pieces of this size, each flushed.
+WRITE_PIECE = 256 * KiB
+
+#: One scenario, start to end.
+SCENARIO_TIMEOUT = 90.0
+#: A handler waiting for the rest of its group, or for the test.
+HOLD_TIMEOUT = 30.0
+#: A peer process starting, or a line awaited in its log.
+PEER_TIMEOUT = 20.0
+#: Waits for what takes milliseconds when it works.
+QUICK = 5.0
+#: The graceful close of a server at the end of a scenario.
+CLOSE_TIMEOUT = 10.0
+
+pytestmark = pytest.mark.timeout(120)
+
+
+# --------------------------------------------------------------------- data
+
+
+_PERIOD = bytes(range(251))
+
+
+@functools.cache
+def pattern(n: int) -> bytes:
+    """``n`` bytes of the test pattern ``byte[i] = i % 251``."""
+    return (_PERIOD * (n // 251 + 1))[:n]
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+class Sink:
+    """A ``streaming_callback`` that hashes what it is given."""
+
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+        self.length = 0
+        self.calls = 0
+
+    def __call__(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.length += len(chunk)
+        self.calls += 1
+
+    @property
+    def sha256(self) -> str:
+        return self.digest.hexdigest()
+
+
+def check_stream(sink: Sink, response: HTTPResponse, n: int) -> None:
+    """A streamed download of ``n`` pattern bytes arrived whole, in pieces."""
+    assert response.code == 200
+    assert response.body == b""  # streamed, not buffered
+    assert sink.length == n
+    assert sink.sha256 == sha256(pattern(n))
+    assert sink.calls > 1
+
+
+def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
+    """Run one scenario on a fresh event loop, bounded by SCENARIO_TIMEOUT."""
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(scenario(), SCENARIO_TIMEOUT)
+
+    return asyncio.run(bounded())
+
+
+@pytest.fixture(autouse=True)
+def no_logged_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    """Nothing logged at ERROR by Tornado's loggers (client or server) during
+    a test: an exception swallowed and logged is a failure too."""
+    caplog.set_level(logging.INFO, logger="tornado")
+    yield
+    errors = [
+        r
+        for r in caplog.get_records("call")
+        if r.name.startswith("tornado") and r.levelno >= logging.ERROR
+    ]
+    shown = "\n".join(
+        f"{r.name}: {r.getMessage()}" + (f"\n{r.exc_text}" if r.exc_text else "")
+        for r in errors[:5]
+    )
+    assert not errors, f"{len(errors)} errors logged, first:\n{shown}"
+
+
+def make_client(**kwargs: Any) -> Any:
+    """An `SPDYClient` that does not check certificates (unless told to)."""
+    from tornado_spdy import SPDYClient
+
+    return SPDYClient(force_instance=True, defaults={"validate_cert": False}, **kwargs)
+
+
+def only_session(client: Any) -> Any:
+    """The one session of ``client``'s pool."""
+    sessions = list(client.pool.sessions.values())
+    assert len(sessions) == 1, sessions
+    return sessions[0]
+
+
+def opened_streams(session: Any) -> int:
+    """How many streams a client session has opened (ids 1, 3, 5...)."""
+    return (session._next_stream_id - 1) // 2
+
+
+async def bounded(awaitable: Awaitable[Any], timeout: float = QUICK) -> Any:
+    return await asyncio.wait_for(awaitable, timeout)
+
+
+# ---------------------------------------------------- our server's application
+
+
+class Gate:
+    """Holds requests until ``n`` of them are in flight at once."""
+
+    def __init__(self) -> None:
+        self.event = asyncio.Event()
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    def arrive(self, n: int) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if self.in_flight >= n:
+            self.event.set()
+
+
+class Hold:
+    """Keeps ``/hold`` responses back until the test releases them, one by
+    one or all together."""
+
+    def __init__(self) -> None:
+        self.arrived = 0
+        self.arrival = asyncio.Event()
+        self.tokens = asyncio.Semaphore(0)
+
+    def release(self, n: int = 1) -> None:
+        for _ in range(n):
+            self.tokens.release()
+
+    async def wait_arrived(self, n: int) -> None:
+        while self.arrived < n:
+            self.arrival.clear()
+            await bounded(self.arrival.wait())
+
+
+@dataclasses.dataclass
+class ServerState:
+    """What our server saw."""
+
+    connections: int = 0
+    #: (path, framing, id of the connection or session, stream id) per request.
+    requests: list[tuple[str, str, int, int | None]] = dataclasses.field(
+        default_factory=list
+    )
+    gates: dict[str, Gate] = dataclasses.field(
+        default_factory=lambda: collections.defaultdict(Gate)
+    )
+    hold: Hold = dataclasses.field(default_factory=Hold)
+    #: Set at teardown: ``/never`` handlers may end.
+    never: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+    #: Requests whose connection (stream) closed before they answered.
+    aborted: list[str] = dataclasses.field(default_factory=list)
+    aborted_event: asyncio.Event = dataclasses.field(default_factory=asyncio.Event)
+
+    def paths(self) -> list[str]:
+        return [r[0] for r in self.requests]
+
+    def streams_of(self, path: str) -> int:
+        return sum(1 for r in self.requests if r[0] == path)
+
+
+class BaseHandler:
+    """Mixed into every handler: records the request, echoes its framing."""
+
+    def prepare(self: Any) -> None:
+        request = self.request
+        framing = getattr(request, "framing", None) or "none"
+        connection = request.connection
+        owner = getattr(connection, "session", None) or getattr(
+            connection, "stream", connection
+        )
+        self.settings["state"].requests.append(
+            (request.path, framing, id(owner), getattr(connection, "stream_id", None))
+        )
+        self.set_header("X-Framing", framing)
+
+    def on_connection_close(self: Any) -> None:
+        state = self.settings["state"]
+        state.aborted.append(self.request.path)
+        state.aborted_event.set()
+
+
+class Handler(BaseHandler, web.RequestHandler):
+    pass
+
+
+class HelloHandler(Handler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain")
+        self.set_header("X-Test", "yes")
+        self.write(HELLO)
+
+
+class EchoHandler(Handler):
+    def post(self) -> None:
+        self.set_header("Content-Type", "application/octet-stream")
+        self.write(self.request.body)
+
+
+@web.stream_request_body
+class ShaHandler(Handler):
+    """``POST /sha``: the length and sha256 of the streamed request body."""
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.digest = hashlib.sha256()
+        self.length = 0
+
+    def data_received(self, chunk: bytes) -> None:
+        self.digest.update(chunk)
+        self.length += len(chunk)
+
+    def post(self) -> None:
+        self.write({"length": self.length, "sha256": self.digest.hexdigest()})
+
+
+class BytesHandler(Handler):
+    async def get(self, size: str) -> None:
+        n = int(size)
+        data = pattern(n)
+        self.set_header("Content-Type", "application/octet-stream")
+        self.set_header("Content-Length", str(n))
+        for start in range(0, n, WRITE_PIECE):
+            self.write(data[start : start + WRITE_PIECE])
+            await self.flush()
+
+
+class GateHandler(Handler):
+    """``/gate/<group>/<n>``: answers once ``n`` requests of the group are in
+    flight together (503 if that never happens)."""
+
+    async def get(self, group: str, size: str) -> None:
+        gate = self.settings["state"].gates[group]
+        gate.arrive(int(size))
+        try:
+            await asyncio.wait_for(gate.event.wait(), HOLD_TIMEOUT)
+        except TimeoutError:
+            self.set_status(503)
+        finally:
+            gate.in_flight -= 1
+        self.write(f"{gate.max_in_flight}")
+
+
+class HoldHandler(Handler):
+    """``/hold``: answers when the test releases it (``state.hold``)."""
+
+    async def get(self) -> None:
+        hold = self.settings["state"].hold
+        hold.arrived += 1
+        hold.arrival.set()
+        await asyncio.wait_for(hold.tokens.acquire(), HOLD_TIMEOUT)
+        self.write(HELLO)
+
+
+class NeverHandler(Handler):
+    """``/never``: no answer until the end of the test."""
+
+    async def get(self) -> None:
+        await self.settings["state"].never.wait()
+        if self.request.connection.stream is not None and not self._finished:
+            with contextlib.suppress(Exception):
+                self.finish(b"too late")
+
+
+class RedirectHandler(Handler):
+    """``/redirect/<n>``: n redirects, then ``/hello``."""
+
+    def get(self, count: str) -> None:
+        n = int(count)
+        self.redirect("/hello" if n == 0 else f"/redirect/{n - 1}")
+
+
+GZIP_TEXT = b"compressible line of text\n" * 4000
+
+
+class GzipHandler(Handler):
+    """``/gzip``: a gzip-encoded body, whatever the request said."""
+
+    def get(self) -> None:
+        self.set_header("Content-Type", "text/plain")
+        self.set_header("Content-Encoding", "gzip")
+        self.write(gzip.compress(GZIP_TEXT))
+
+
+class PriorityHandler(Handler):
+    def get(self) -> None:
+        self.write(str(getattr(self.request, "priority", None)))
+
+
+def _push_handler_class() -> type:
+    from tornado_spdy.web import RequestHandler as PushingHandler
+
+    class PushHandler(BaseHandler, PushingHandler):
+        """``/push``: pushes ``/pushed.js``."""
+
+        def get(self) -> None:
+            self.push("/pushed.js")
+            self.set_header("Content-Type", "text/plain")
+            self.write(PUSH_PARENT)
+
+    return PushHandler
+
+
+class PushedHandler(Handler):
+    def get(self) -> None:
+        self.set_header("Content-Type", "application/javascript")
+        self.write(pattern(PUSH_SIZE))
+
+
+def make_app(state: ServerState) -> web.Application:
+    return web.Application(
+        [
+            (r"/hello", HelloHandler),
+            (r"/echo", EchoHandler),
+            (r"/sha", ShaHandler),
+            (r"/bytes/(\d+)", BytesHandler),
+            (r"/gate/(\w+)/(\d+)", GateHandler),
+            (r"/hold", HoldHandler),
+            (r"/never", NeverHandler),
+            (r"/redirect/(\d+)", RedirectHandler),
+            (r"/gzip", GzipHandler),
+            (r"/priority", PriorityHandler),
+            (r"/push", _push_handler_class()),
+            (r"/pushed.js", PushedHandler),
+        ],
+        state=state,
+    )
+
+
+@dataclasses.dataclass
+class Served:
+    port: int
+    state: ServerState
+    tls: bool
+    server: Any
+
+    def url(self, path: str) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+
+@contextlib.asynccontextmanager
+async def serve(
+    tls: bool = True,
+    state: ServerState | None = None,
+    port: int = 0,
+    tornado_server: bool = False,
+    **kwargs: Any,
+) -> AsyncIterator[Served]:
+    """Our `SPDYServer` (or Tornado's `HTTPServer`) on 127.0.0.1, counting the
+    connections it accepts."""
+    from tornado_spdy import SPDYServer
+    from tornado_spdy.testing import development_ssl_context
+
+    if state is None:
+        state = ServerState()
+    counted = state
+    base: type[HTTPServer] = HTTPServer if tornado_server else SPDYServer
+
+    class CountingServer(base):  # type: ignore[valid-type,misc]
+        @classmethod
+        def configurable_default(cls) -> type:
+            return cls
+
+        async def handle_stream(self, stream: Any, address: tuple) -> None:
+            counted.connections += 1
+            result = super().handle_stream(stream, address)
+            if result is not None:
+                await result
+
+    if tls:
+        kwargs["ssl_options"] = development_ssl_context()
+    server = CountingServer(make_app(state), **kwargs)
+    [sock] = bind_sockets(port, "127.0.0.1", family=socket.AF_INET)
+    server.add_sockets([sock])
+    served = Served(sock.getsockname()[1], state, tls, server)
+    try:
+        yield served
+    finally:
+        server.stop()
+        state.never.set()
+        state.hold.release(1000)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(server.close_all_connections(), CLOSE_TIMEOUT)
+
+
+# ------------------------------------------------------------- peer processes
+
+
+class ProcessLog:
+    """Lines a peer process writes, read as they come."""
+
+    def __init__(self, stream: asyncio.StreamReader) -> None:
+        self.lines: list[str] = []
+        self._changed = asyncio.Event()
+        self._task = asyncio.ensure_future(self._read(stream))
+
+    async def _read(self, stream: asyncio.StreamReader) -> None:
+        while line := await stream.readline():
+            self.lines.append(line.decode("utf-8", "replace").rstrip("\n"))
+            self._changed.set()
+        self._changed.set()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+    async def wait_for(
+        self, predicate: Callable[[str], bool], timeout: float = PEER_TIMEOUT
+    ) -> str:
+        """Wait until ``predicate(text)`` holds; the text."""
+
+        async def waiting() -> str:
+            while not predicate(self.text):
+                if self._task.done():
+                    raise AssertionError(f"peer exited; log:\n{self.text[-3000:]}")
+                self._changed.clear()
+                await self._changed.wait()
+            return self.text
+
+        return await asyncio.wait_for(waiting(), timeout)
+
+    async def close(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._task, QUICK)
+
+
+async def stop_process(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), QUICK)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()
+
+
+def free_port() -> int:
+    """A port nothing listens on now (nghttpd cannot be told port 0)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclasses.dataclass
+class Peer:
+    port: int
+    log: ProcessLog
+    tls: bool
+
+    def url(self, path: str) -> str:
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+
+@pytest.fixture(scope="module")
+def htdocs(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """nghttpd's document root."""
+    root = tmp_path_factory.mktemp("htdocs")
+    (root / "hello.txt").write_bytes(HELLO)
+    (root / "push.html").write_bytes(PUSH_PARENT)
+    (root / "pushed.js").write_bytes(pattern(PUSH_SIZE))
+    (root / "big.bin").write_bytes(pattern(BIG_SIZE))
+    return str(root)
+
+
+@contextlib.asynccontextmanager
+async def nghttpd(tls: bool, htdocs: str) -> AsyncIterator[Peer]:
+    """nghttpd on 127.0.0.1 with ``-v`` (its frame log in ``Peer.log``),
+    ``--echo-upload`` and ``/pushed.js`` pushed with ``/push.html``."""
+    from tornado_spdy.tls import development_certificate
+
+    program = require_peer("nghttpd")
+    port = free_port()
+    argv = [
+        program,
+        "-v",
+        "-a",
+        "127.0.0.1",
+        "-d",
+        htdocs,
+        "--echo-upload",
+        "-p/push.html=/pushed.js",
+        str(port),
+    ]
+    if tls:
+        certfile, keyfile = development_certificate()
+        argv += [keyfile, certfile]
+    else:
+        argv.append("--no-tls")
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    log = ProcessLog(proc.stdout)
+    try:
+        await log.wait_for(lambda text: f"listen 127.0.0.1:{port}" in text)
+        yield Peer(port, log, tls)
+    finally:
+        await stop_process(proc)
+        await log.close()
+
+
+def nghttpd_connections(text: str) -> set[str]:
+    return set(re.findall(r"^\[id=(\d+)\]", text, re.M))
+
+
+def nghttpd_requests(text: str) -> list[tuple[str, str, str]]:
+    """(connection id, stream id, path) of each request nghttpd received."""
+    return re.findall(r"^\[id=(\d+)\] \[[ \d.]+\] recv \(stream_id=(\d+)\) :path: (\S+)", text, re.M)
+
+
+@contextlib.asynccontextmanager
+async def spdy_peer(protocol: str, tls: bool) -> AsyncIterator[Peer]:
+    """spdy_peer.js's server (spdy-transport) on 127.0.0.1; its stderr log in
+    ``Peer.log``."""
+    from tornado_spdy.tls import development_certificate
+
+    node = require_peer("node")
+    require_node_package("spdy-transport")
+    argv = [node, SPDY_PEER, "server", "--protocol", protocol]
+    if tls:
+        certfile, keyfile = development_certificate()
+        argv += ["--tls", "--cert", certfile, "--key", keyfile]
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    log = ProcessLog(proc.stderr)
+    try:
+        line = await asyncio.wait_for(proc.stdout.readline(), PEER_TIMEOUT)
+        assert line, f"spdy_peer.js did not start:\n{log.text}"
+        yield Peer(json.loads(line)["port"], log, tls)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        await stop_process(proc)
+        await log.close()
+
+
+def node_connections(text: str) -> list[str]:
+    return re.findall(r"conn (\d+) open", text)
+
+
+def node_requests(text: str) -> list[tuple[str, str, str]]:
+    """(connection, method, path) of each request the node server received."""
+    return re.findall(r"conn (\d+) stream \d+ (\w+) (\S+) request body", text)
+
+
+# ======================================================================
+# Our SPDYServer: every protocol, TLS and cleartext
+# ======================================================================
+
+#: mode: (tls, server options, client options, fetch options, expected framing)
+OWN_MODES: dict[str, tuple[bool, dict[str, Any], dict[str, Any], dict[str, Any], str]] = {
+    "tls-alpn": (True, {}, {}, {}, "h2"),
+    **{
+        f"tls-{p}": (True, {}, {}, {"protocol": p}, p)
+        for p in (*MULTIPLEXED, "http/1.1")
+    },
+    "plain-http/1.1": (False, {}, {}, {}, "http/1.1"),
+    "plain-h2-prior-knowledge": (
+        False,
+        {"plain_protocol": "h2"},
+        {"plain_protocol": "h2"},
+        {},
+        "h2",
+    ),
+    **{
+        f"plain-{p}": (False, {"plain_protocol": "sniff"}, {}, {"protocol": p}, p)
+        for p in ("spdy/3.1", "spdy/3", "spdy/2")
+    },
+}
+
+
+@pytest.mark.parametrize("mode", list(OWN_MODES))
+def test_own_server(mode: str) -> None:
+    """GET, POST of 2 MiB echoed, 10 MiB streamed download (streaming_callback),
+    all on one connection (HTTP/1.1: one each), in the framing asked for, seen
+    from both sides."""
+    tls, server_options, client_options, options, framing = OWN_MODES[mode]
+
+    async def scenario() -> None:
+        async with serve(tls, **server_options) as served:
+            client = make_client(**client_options)
+            try:
+                hello = await client.fetch(served.url("/hello"), **options)
+                assert hello.code == 200 and hello.body == HELLO
+                assert hello.framing == framing
+                assert hello.headers["X-Framing"] == framing
+
+                body = pattern(ECHO_SIZE)
+                echo = await client.fetch(
+                    served.url("/echo"), method="POST", body=body, **options
+                )
+                assert echo.code == 200 and echo.framing == framing
+                assert sha256(echo.body) == sha256(body)
+
+                sink = Sink()
+                big = await client.fetch(
+                    served.url(f"/bytes/{BIG_SIZE}"), streaming_callback=sink, **options
+                )
+                check_stream(sink, big, BIG_SIZE)
+                assert big.framing == framing
+            finally:
+                client.close()
+            state = served.state
+            assert {r[1] for r in state.requests} == {framing}
+            if framing in MULTIPLEXED:
+                assert state.connections == 1
+                assert len({r[2] for r in state.requests}) == 1
+                assert [r[3] for r in state.requests] == [1, 3, 5]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", MULTIPLEXED)
+def test_hundred_concurrent_fetches_one_connection(protocol: str) -> None:
+    """100 fetches at once to one origin: all in flight together on the server
+    (a gate holds each until all 100 arrived), over exactly one TCP connection
+    (counted where the server accepts them), one session, 100 streams."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                url = served.url(f"/gate/g/{CONCURRENT}")
+                responses = await asyncio.gather(
+                    *(client.fetch(url, protocol=protocol) for _ in range(CONCURRENT))
+                )
+                session = only_session(client)
+                assert opened_streams(session) == CONCURRENT
+            finally:
+                client.close()
+            assert [r.code for r in responses] == [200] * CONCURRENT
+            assert {r.framing for r in responses} == {protocol}
+            assert {r.body for r in responses} == {str(CONCURRENT).encode()}
+            state = served.state
+            assert state.connections == 1
+            assert len({r[2] for r in state.requests}) == 1
+            assert len({r[3] for r in state.requests}) == CONCURRENT
+
+    run(scenario)
+
+
+# ======================================================================
+# Tornado's own HTTPServer (HTTP/1.1)
+# ======================================================================
+
+
+@pytest.mark.parametrize("tls", [True, False], ids=["tls", "plain"])
+def test_tornado_httpserver(tls: bool) -> None:
+    """Against Tornado's HTTPServer the client speaks HTTP/1.1 (over TLS, the
+    server ignores the ALPN offer): GET, POST 2 MiB, 10 MiB streamed, and a
+    multiplexed protocol forced over cleartext is not what it answers."""
+
+    async def scenario() -> None:
+        async with serve(tls, tornado_server=True) as served:
+            client = make_client()
+            try:
+                hello = await client.fetch(served.url("/hello"))
+                assert hello.code == 200 and hello.body == HELLO
+                assert hello.framing == "http/1.1"
+                body = pattern(ECHO_SIZE)
+                echo = await client.fetch(served.url("/echo"), method="POST", body=body)
+                assert sha256(echo.body) == sha256(body)
+                sink = Sink()
+                big = await client.fetch(
+                    served.url(f"/bytes/{BIG_SIZE}"), streaming_callback=sink
+                )
+                check_stream(sink, big, BIG_SIZE)
+                assert big.framing == "http/1.1"
+            finally:
+                client.close()
+            assert served.state.streams_of("/hello") == 1
+
+    run(scenario)
+
+
+# ======================================================================
+# nghttpd (h2 over TLS, h2c by prior knowledge)
+# ======================================================================
+
+NGHTTPD_MODES = {"tls": (True, {}), "h2c": (False, {"protocol": "h2"})}
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("mode", list(NGHTTPD_MODES))
+def test_nghttpd(mode: str, htdocs: str) -> None:
+    """GET, POST 2 MiB (``--echo-upload``), 10 MiB streamed download and 100
+    concurrent fetches, all on one nghttpd connection."""
+    tls, options = NGHTTPD_MODES[mode]
+
+    async def scenario() -> None:
+        async with nghttpd(tls, htdocs) as peer:
+            client = make_client()
+            try:
+                hello = await client.fetch(peer.url("/hello.txt"), **options)
+                assert hello.code == 200 and hello.body == HELLO
+                assert hello.framing == "h2"
+
+                body = pattern(ECHO_SIZE)
+                echo = await client.fetch(
+                    peer.url("/echo"), method="POST", body=body, **options
+                )
+                assert echo.code == 200 and echo.framing == "h2"
+                assert echo.headers.get("Nghttpd-Response") == "echo"
+                assert sha256(echo.body) == sha256(body)
+
+                sink = Sink()
+                big = await client.fetch(
+                    peer.url("/big.bin"), streaming_callback=sink, **options
+                )
+                check_stream(sink, big, BIG_SIZE)
+
+                responses = await asyncio.gather(
+                    *(
+                        client.fetch(peer.url("/hello.txt"), **options)
+                        for _ in range(CONCURRENT)
+                    )
+                )
+                assert {(r.code, r.body) for r in responses} == {(200, HELLO)}
+                assert opened_streams(only_session(client)) == 3 + CONCURRENT
+            finally:
+                client.close()
+            text = await peer.log.wait_for(
+                lambda t: len(nghttpd_requests(t)) >= 3 + CONCURRENT
+            )
+            assert nghttpd_connections(text) == {"1"}, text[-2000:]
+            requests = nghttpd_requests(text)
+            assert len(requests) == 3 + CONCURRENT
+            assert len({stream for _, stream, _ in requests}) == 3 + CONCURRENT
+
+    run(scenario)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize("mode", list(NGHTTPD_MODES))
+def test_nghttpd_push(mode: str, htdocs: str) -> None:
+    """nghttpd pushes /pushed.js with /push.html: ``push_callback`` gets it
+    (sha256 checked), the parent lists it in ``associated_urls``, and a later
+    GET of it is answered from the push cache without a stream of its own
+    (nghttpd never receives a request for it)."""
+    tls, options = NGHTTPD_MODES[mode]
+
+    async def scenario() -> None:
+        async with nghttpd(tls, htdocs) as peer:
+            client = make_client()
+            try:
+                pushed: asyncio.Future[HTTPResponse] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                parent = await client.fetch(
+                    peer.url("/push.html"), push_callback=pushed.set_result, **options
+                )
+                assert parent.code == 200 and parent.body == PUSH_PARENT
+                push_url = peer.url("/pushed.js")
+                assert parent.associated_urls == [push_url]
+                push = await bounded(pushed)
+                assert push.code == 200
+                assert push.effective_url == push_url
+                assert push.associated_to_url == peer.url("/push.html")
+                assert sha256(push.body) == sha256(pattern(PUSH_SIZE))
+
+                session = only_session(client)
+                streams = opened_streams(session)
+                again = await client.fetch(push_url, **options)
+                assert again.code == 200 and getattr(again, "pushed", False)
+                assert sha256(again.body) == sha256(pattern(PUSH_SIZE))
+                assert opened_streams(session) == streams
+
+                # A request after it: once nghttpd logged this one, it would
+                # have logged one for /pushed.js too.
+                hello = await client.fetch(peer.url("/hello.txt"), **options)
+                assert hello.code == 200
+            finally:
+                client.close()
+            text = await peer.log.wait_for(lambda t: "/hello.txt" in t)
+            paths = [path for _, _, path in nghttpd_requests(text)]
+            assert paths == ["/push.html", "/hello.txt"], text[-3000:]
+            assert "PUSH_PROMISE" in text
+
+    run(scenario)
+
+
+# ======================================================================
+# node's spdy-transport server (spdy/2, spdy/3, spdy/3.1; TLS and plain)
+# ======================================================================
+
+NODE_MODES = [(p, tls) for p in SPDY_VERSIONS for tls in (True, False)]
+NODE_IDS = [f"{p}-{'tls' if tls else 'plain'}" for p, tls in NODE_MODES]
+
+
+def node_options(protocol: str, tls: bool) -> dict[str, Any]:
+    # Over TLS the client's ALPN offer meets the server's one protocol; in
+    # cleartext the protocol is prior knowledge.
+    return {} if tls else {"protocol": protocol}
+
+
+def node_client() -> Any:
+    """The client for the node matrix, with a stream window larger than any
+    response here: it never sends a stream WINDOW_UPDATE, so the
+    spdy-transport reset described in
+    `test_node_download_default_window` cannot happen."""
+    from tornado_spdy import SessionParameters
+
+    params = SessionParameters(
+        initial_window_size=32 * MiB, idle_connection_timeout=60.0
+    )
+    return make_client(session_params=params)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize(("protocol", "tls"), NODE_MODES, ids=NODE_IDS)
+def test_node_spdy_transport(protocol: str, tls: bool) -> None:
+    """GET, POST 2 MiB echoed, 10 MiB streamed download and 100 concurrent
+    fetches, all on one connection, in the version asked for."""
+    options = node_options(protocol, tls)
+
+    async def scenario() -> None:
+        async with spdy_peer(protocol, tls) as peer:
+            client = node_client()
+            try:
+                hello = await client.fetch(peer.url("/hello"), **options)
+                assert hello.code == 200 and hello.body == HELLO
+                assert hello.framing == protocol
+
+                body = pattern(ECHO_SIZE)
+                echo = await client.fetch(
+                    peer.url("/echo"), method="POST", body=body, **options
+                )
+                assert echo.code == 200 and echo.framing == protocol
+                assert sha256(echo.body) == sha256(body)
+
+                sink = Sink()
+                big = await client.fetch(
+                    peer.url(f"/bytes/{BIG_SIZE}"), streaming_callback=sink, **options
+                )
+                check_stream(sink, big, BIG_SIZE)
+
+                responses = await asyncio.gather(
+                    *(client.fetch(peer.url("/hello"), **options) for _ in range(CONCURRENT))
+                )
+                assert {(r.code, r.body) for r in responses} == {(200, HELLO)}
+                assert opened_streams(only_session(client)) == 3 + CONCURRENT
+            finally:
+                client.close()
+            text = await peer.log.wait_for(
+                lambda t: len(node_requests(t)) >= 3 + CONCURRENT
+            )
+            assert node_connections(text) == ["1"], text[-2000:]
+            assert f"alpn={protocol}" in text if tls else "open plain" in text
+
+    run(scenario)
+
+
+@pytest.mark.peer
+@pytest.mark.parametrize(("protocol", "tls"), NODE_MODES, ids=NODE_IDS)
+def test_node_push(protocol: str, tls: bool) -> None:
+    """spdy-transport pushes /pushed.js with /push (its SYN_STREAM lacks
+    FLAG_UNIDIRECTIONAL; in SPDY/2 its url is a bare path): ``push_callback``
+    gets it, and a later GET of it opens no stream."""
+    options = node_options(protocol, tls)
+
+    async def scenario() -> None:
+        async with spdy_peer(protocol, tls) as peer:
+            client = make_client()
+            try:
+                pushed: asyncio.Future[HTTPResponse] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                parent = await client.fetch(
+                    peer.url("/push"), push_callback=pushed.set_result, **options
+                )
+                assert parent.code == 200 and parent.body == PUSH_PARENT
+                push_url = peer.url("/pushed.js")
+                assert parent.associated_urls == [push_url]
+                push = await bounded(pushed)
+                assert push.code == 200 and push.effective_url == push_url
+                assert push.associated_to_url == peer.url("/push")
+                assert push.headers["Content-Type"] == "application/javascript"
+                assert push.framing == protocol
+                assert sha256(push.body) == sha256(pattern(PUSH_SIZE))
+
+                session = only_session(client)
+                streams = opened_streams(session)
+                again = await client.fetch(push_url, **options)
+                assert again.code == 200 and getattr(again, "pushed", False)
+                assert sha256(again.body) == sha256(pattern(PUSH_SIZE))
+                assert opened_streams(session) == streams
+
+                hello = await client.fetch(peer.url("/hello"), **options)
+                assert hello.code == 200
+            finally:
+                client.close()
+            text = await peer.log.wait_for(lambda t: "GET /hello" in t)
+            paths = [path for _, _, path in node_requests(text)]
+            assert paths == ["/push", "/hello"], text[-2000:]
+
+    run(scenario)
+
+
+@pytest.mark.peer
+@pytest.mark.xfail(
+    strict=True,
+    reason="bug: with its default 256 KiB stream window SPDYClient sends stream "
+    "WINDOW_UPDATEs for the last window of a response; spdy-transport, which "
+    "forgets a stream once all its DATA is queued, answers each with "
+    "RST_STREAM(INVALID_STREAM) that overtakes the queued DATA, and the fetch "
+    "fails with 599 'Connection closed' (about one response in four)",
+)
+@pytest.mark.parametrize("protocol", SPDY_VERSIONS)
+def test_node_download_default_window(protocol: str) -> None:
+    """1 MiB downloads from spdy-transport with the client's default windows,
+    40 times (the reset hits about one in four, so this fails all but surely
+    while the bug lasts, and takes 3 s when it is fixed)."""
+
+    async def scenario() -> None:
+        async with spdy_peer(protocol, False) as peer:
+            client = make_client()
+            try:
+                for _ in range(40):
+                    response = await client.fetch(
+                        peer.url(f"/bytes/{MiB}"), protocol=protocol
+                    )
+                    assert sha256(response.body) == sha256(pattern(MiB))
+            finally:
+                client.close()
+
+    run(scenario)
+
+
+# ======================================================================
+# Push from our server
+# ======================================================================
+
+
+@pytest.mark.parametrize("protocol", MULTIPLEXED)
+def test_push_own_server(protocol: str) -> None:
+    """Our server pushes /pushed.js with /push: ``push_callback`` gets it, and
+    a later GET of it is answered from the push without a new stream (the
+    server ran its handler once, for the push; the client opened no stream)."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                pushed: asyncio.Future[HTTPResponse] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                parent = await client.fetch(
+                    served.url("/push"), push_callback=pushed.set_result, protocol=protocol
+                )
+                assert parent.code == 200 and parent.body == PUSH_PARENT
+                push_url = served.url("/pushed.js")
+                assert parent.associated_urls == [push_url]
+                push = await bounded(pushed)
+                assert push.code == 200 and push.effective_url == push_url
+                assert push.associated_to_url == served.url("/push")
+                assert push.framing == protocol
+                assert sha256(push.body) == sha256(pattern(PUSH_SIZE))
+
+                session = only_session(client)
+                streams = opened_streams(session)
+                server_streams = len(served.state.requests)
+                again = await client.fetch(push_url, protocol=protocol)
+                assert again.code == 200 and again.pushed is True
+                assert sha256(again.body) == sha256(pattern(PUSH_SIZE))
+                assert opened_streams(session) == streams == 1
+                assert len(served.state.requests) == server_streams
+                assert served.state.streams_of("/pushed.js") == 1
+
+                # A second GET of it is a real request: a push answers once.
+                third = await client.fetch(push_url, protocol=protocol)
+                assert not getattr(third, "pushed", False)
+                assert sha256(third.body) == sha256(pattern(PUSH_SIZE))
+                assert opened_streams(session) == 2
+                assert served.state.streams_of("/pushed.js") == 2
+            finally:
+                client.close()
+
+    run(scenario)
+
+
+# ======================================================================
+# Timeouts, errors, redirects
+# ======================================================================
+
+SOME = ("h2", "spdy/3.1", "spdy/2", "http/1.1")
+
+
+@pytest.mark.parametrize("protocol", SOME)
+def test_request_timeout(protocol: str) -> None:
+    """A server that never answers: ``request_timeout`` gives 599
+    HTTPTimeoutError (whatever ``raise_error``), the server's stream is
+    reset (its handler's ``on_connection_close`` runs), and the session goes
+    on serving."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                for raise_error in (True, False):
+                    with pytest.raises(HTTPTimeoutError) as caught:
+                        await client.fetch(
+                            served.url("/never"),
+                            request_timeout=0.5,
+                            raise_error=raise_error,
+                            protocol=protocol,
+                        )
+                    assert caught.value.code == 599
+                    assert isinstance(caught.value, HTTPClientError)
+                    assert "Timeout" in str(caught.value)
+                state = served.state
+                while len(state.aborted) < 2:
+                    state.aborted_event.clear()
+                    await bounded(state.aborted_event.wait())
+                assert state.aborted == ["/never", "/never"]
+                hello = await client.fetch(served.url("/hello"), protocol=protocol)
+                assert hello.code == 200 and hello.framing == protocol
+            finally:
+                client.close()
+            if protocol in MULTIPLEXED:
+                assert served.state.connections == 1
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", [None, "h2", "spdy/3"])
+def test_connect_timeout(protocol: str | None) -> None:
+    """A listener that accepts TCP and never completes the TLS handshake:
+    ``connect_timeout`` gives 599 HTTPTimeoutError, as Tornado's own client
+    does; a later fetch to the same origin is not stuck behind it."""
+
+    async def scenario() -> None:
+        accepted: list[asyncio.StreamWriter] = []
+
+        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.append(writer)
+
+        listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+        port = listener.sockets[0].getsockname()[1]
+        url = f"https://127.0.0.1:{port}/"
+        options = {} if protocol is None else {"protocol": protocol}
+        client = make_client()
+        try:
+            for _ in range(2):
+                with pytest.raises(HTTPTimeoutError) as caught:
+                    await client.fetch(url, connect_timeout=0.3, **options)
+                assert caught.value.code == 599
+                assert "connect" in str(caught.value).lower() or "TLS" in str(
+                    caught.value
+                )
+            stock = SimpleAsyncHTTPClient(force_instance=True)
+            try:
+                with pytest.raises(HTTPTimeoutError):
+                    await stock.fetch(url, connect_timeout=0.3, validate_cert=False)
+            finally:
+                stock.close()
+            assert len(accepted) == 3
+        finally:
+            client.close()
+            listener.close()
+            for writer in accepted:
+                writer.close()
+            await listener.wait_closed()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", SOME)
+def test_raise_error(protocol: str) -> None:
+    """An HTTP error status raises HTTPClientError (with the response) by
+    default, and is returned with ``raise_error=False``."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                with pytest.raises(HTTPClientError) as caught:
+                    await client.fetch(served.url("/missing"), protocol=protocol)
+                assert caught.value.code == 404
+                assert caught.value.response is not None
+                assert caught.value.response.framing == protocol
+                response = await client.fetch(
+                    served.url("/missing"), raise_error=False, protocol=protocol
+                )
+                assert response.code == 404 and response.error is not None
+                assert response.framing == protocol
+            finally:
+                client.close()
+
+    run(scenario)
+
+
+#: How connection refused shows, per target: (URL scheme, fetch options).
+REFUSED_MODES = {
+    "http/1.1": ("http", {}),
+    "h2c-prior-knowledge": ("http", {"protocol": "h2"}),
+    "spdy/3-prior-knowledge": ("http", {"protocol": "spdy/3"}),
+    "tls-alpn": ("https", {}),
+}
+
+
+@pytest.mark.parametrize("mode", list(REFUSED_MODES))
+def test_connection_refused(mode: str) -> None:
+    """A refused connection fails the fetch as it fails with Tornado's own
+    client: the 599 response's error (`ConnectionRefusedError`) is raised,
+    whatever ``raise_error`` says (Tornado: ``raise_error=False`` only keeps
+    HTTP status errors from raising); the 599 response itself reaches
+    ``fetch_impl``'s callback."""
+    from tornado.httpclient import HTTPRequest, _RequestProxy
+
+    scheme, options = REFUSED_MODES[mode]
+
+    async def scenario() -> None:
+        port = free_port()
+        url = f"{scheme}://127.0.0.1:{port}/"
+        client = make_client()
+        stock = SimpleAsyncHTTPClient(force_instance=True)
+        try:
+            for raise_error in (True, False):
+                with pytest.raises(ConnectionRefusedError):
+                    await client.fetch(url, raise_error=raise_error, **options)
+                with pytest.raises(ConnectionRefusedError):
+                    await stock.fetch(url, raise_error=raise_error, validate_cert=False)
+            done: asyncio.Future[HTTPResponse] = asyncio.get_running_loop().create_future()
+            request = HTTPRequest(url, validate_cert=False)
+            for name, value in options.items():
+                setattr(request, name, value)
+            client.fetch_impl(_RequestProxy(request, client.defaults), done.set_result)
+            response = await bounded(done)
+            assert response.code == 599
+            assert isinstance(response.error, ConnectionRefusedError)
+        finally:
+            client.close()
+            stock.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", SOME)
+def test_redirects(protocol: str) -> None:
+    """``follow_redirects`` follows up to ``max_redirects`` (on the same
+    session); past it the 302 is the answer (raised by default); with
+    ``follow_redirects=False`` the 302 is returned as is."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                response = await client.fetch(
+                    served.url("/redirect/3"), max_redirects=5, protocol=protocol
+                )
+                assert response.code == 200 and response.body == HELLO
+                assert response.effective_url == served.url("/hello")
+                assert response.framing == protocol
+                assert served.state.paths() == [
+                    "/redirect/3",
+                    "/redirect/2",
+                    "/redirect/1",
+                    "/redirect/0",
+                    "/hello",
+                ]
+
+                with pytest.raises(HTTPClientError) as caught:
+                    await client.fetch(
+                        served.url("/redirect/3"), max_redirects=2, protocol=protocol
+                    )
+                assert caught.value.code == 302
+                assert caught.value.response is not None
+                assert caught.value.response.effective_url == served.url("/redirect/1")
+
+                response = await client.fetch(
+                    served.url("/redirect/3"),
+                    follow_redirects=False,
+                    raise_error=False,
+                    protocol=protocol,
+                )
+                assert response.code == 302
+                assert response.headers["Location"] == "/redirect/2"
+            finally:
+                client.close()
+            if protocol in MULTIPLEXED:
+                assert served.state.connections == 1
+
+    run(scenario)
+
+
+# ======================================================================
+# TLS verification
+# ======================================================================
+
+
+def test_validate_cert() -> None:
+    """``validate_cert=True`` rejects the self-signed development certificate
+    (against certifi's CAs); with ``ca_certs`` naming that certificate the
+    same fetch succeeds, over h2 by ALPN."""
+    from tornado_spdy.tls import development_certificate
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                with pytest.raises((ssl.SSLError, HTTPClientError)) as caught:
+                    await client.fetch(served.url("/hello"), validate_cert=True)
+                error = caught.value
+                if isinstance(error, HTTPClientError):
+                    assert error.code == 599
+                else:
+                    assert "CERTIFICATE_VERIFY_FAILED" in str(error)
+                certfile, _ = development_certificate()
+                response = await client.fetch(
+                    served.url("/hello"), validate_cert=True, ca_certs=certfile
+                )
+                assert response.code == 200 and response.body == HELLO
+                assert response.framing == "h2"
+            finally:
+                client.close()
+            # The failed handshake, then the good one.
+            assert served.state.connections == 2
+
+    run(scenario)
+
+
+# ======================================================================
+# Request and response options
+# ======================================================================
+
+
+@pytest.mark.parametrize("protocol", SOME)
+def test_decompress_response(protocol: str) -> None:
+    """A gzip-encoded response is gunzipped with ``decompress_response``
+    (the default) and left as it came without it."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                response = await client.fetch(served.url("/gzip"), protocol=protocol)
+                assert response.code == 200
+                assert response.body == GZIP_TEXT
+                assert "Content-Encoding" not in response.headers
+                assert response.headers.get("X-Consumed-Content-Encoding") == "gzip"
+
+                raw = await client.fetch(
+                    served.url("/gzip"), decompress_response=False, protocol=protocol
+                )
+                assert raw.headers["Content-Encoding"] == "gzip"
+                assert gzip.decompress(raw.body) == GZIP_TEXT
+                assert len(raw.body) < len(GZIP_TEXT) // 10
+            finally:
+                client.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", SOME)
+def test_header_callback(protocol: str) -> None:
+    """``header_callback`` gets the status line, each header line and the
+    blank line, as with Tornado's own client, and the body still arrives."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            lines: list[str] = []
+            try:
+                response = await client.fetch(
+                    served.url("/hello"), header_callback=lines.append, protocol=protocol
+                )
+            finally:
+                client.close()
+            assert response.code == 200 and response.body == HELLO
+            assert re.fullmatch(r"HTTP/\S+ 200 OK\r\n", lines[0]), lines
+            assert "X-Test: yes\r\n" in lines
+            assert f"X-Framing: {protocol}\r\n" in lines
+            assert lines[-1] == "\r\n"
+            assert all(line.endswith("\r\n") for line in lines)
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", SOME)
+def test_body_producer_upload(protocol: str) -> None:
+    """A ``body_producer`` uploads 2 MiB in 16 KiB writes to a server with
+    64 KiB stream windows: writes wait for flow control (not every write's
+    future is done at once), and the server receives every byte."""
+
+    async def scenario() -> None:
+        async with serve(True, initial_window_size=65535) as served:
+            client = make_client()
+            waited = 0
+            piece = 16 * KiB
+            body = pattern(ECHO_SIZE)
+
+            async def producer(write: Callable[[bytes], Awaitable[None]]) -> None:
+                nonlocal waited
+                for start in range(0, len(body), piece):
+                    future = write(body[start : start + piece])
+                    if not future.done():  # type: ignore[attr-defined]
+                        waited += 1
+                    await future
+
+            try:
+                response = await client.fetch(
+                    served.url("/sha"),
+                    method="POST",
+                    body_producer=producer,
+                    headers={"Content-Length": str(len(body))},
+                    protocol=protocol,
+                )
+            finally:
+                client.close()
+            assert response.code == 200
+            assert json.loads(response.body) == {
+                "length": len(body),
+                "sha256": sha256(body),
+            }
+            if protocol in MULTIPLEXED:
+                assert waited > 0
+
+    run(scenario)
+
+
+#: What urgency the server sees for what the client asked, per protocol
+#: (SPDY/2 has 2 bits of priority: 0-7 is scaled to 0-3 and back).
+PRIORITIES = {
+    "h2": {0: 0, 1: 1, 5: 5, 7: 7, None: 3},
+    "spdy/3.1": {0: 0, 1: 1, 5: 5, 7: 7, None: 3},
+    "spdy/3": {0: 0, 1: 1, 5: 5, 7: 7, None: 3},
+    "spdy/2": {0: 0, 7: 7},
+}
+
+
+@pytest.mark.parametrize("protocol", MULTIPLEXED)
+def test_priority_reaches_server(protocol: str) -> None:
+    """``priority`` (0 most urgent to 7) is the server's ``request.priority``."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            seen = {}
+            try:
+                for asked in PRIORITIES[protocol]:
+                    options = {} if asked is None else {"priority": asked}
+                    response = await client.fetch(
+                        served.url("/priority"), protocol=protocol, **options
+                    )
+                    seen[asked] = int(response.body)
+            finally:
+                client.close()
+            assert seen == PRIORITIES[protocol]
+
+    run(scenario)
+
+
+# ======================================================================
+# Sessions: reuse, force_connection, dead sessions, GOAWAY, refused streams
+# ======================================================================
+
+
+@pytest.mark.parametrize("protocol", MULTIPLEXED)
+def test_idle_session_reused(protocol: str) -> None:
+    """A fetch after the previous one finished (the session idle, no stream
+    open) goes on the same session, as the next stream."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                await client.fetch(served.url("/hello"), protocol=protocol)
+                session = only_session(client)
+                assert not session.streams  # idle
+                await client.fetch(served.url("/hello"), protocol=protocol)
+                assert only_session(client) is session
+                assert opened_streams(session) == 2
+            finally:
+                client.close()
+            assert served.state.connections == 1
+            assert [r[3] for r in served.state.requests] == [1, 3]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", MULTIPLEXED)
+def test_force_connection(protocol: str) -> None:
+    """``force_connection=True`` opens a second session to the same origin."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                first = await client.fetch(served.url("/hello"), protocol=protocol)
+                second = await client.fetch(
+                    served.url("/hello"), protocol=protocol, force_connection=True
+                )
+                assert first.framing == second.framing == protocol
+            finally:
+                client.close()
+            state = served.state
+            assert state.connections == 2
+            assert len({r[2] for r in state.requests}) == 2
+            assert [r[3] for r in state.requests] == [1, 1]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", MULTIPLEXED)
+def test_dead_session_replaced(protocol: str) -> None:
+    """The server drops the connection (no GOAWAY): once the client saw it
+    close, the next fetch opens a new session."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            client = make_client()
+            try:
+                await client.fetch(served.url("/hello"), protocol=protocol)
+                session = only_session(client)
+                for connection in list(served.server._connections):
+                    connection.stream.close()
+                await bounded(session._closed_future)
+                response = await client.fetch(served.url("/hello"), protocol=protocol)
+                assert response.code == 200 and response.body == HELLO
+                assert only_session(client) is not session
+            finally:
+                client.close()
+            assert served.state.connections == 2
+
+    run(scenario)
+
+
+@pytest.mark.parametrize("protocol", MULTIPLEXED)
+def test_goaway_in_flight_finish_then_new_connection(protocol: str) -> None:
+    """Three fetches in flight, held by the server; the server stops listening
+    and ``close_all_connections()`` sends GOAWAY. Once the client has the
+    GOAWAY (its frame trace shows it), a server restarted on the same port
+    gets the next fetch, on a new connection; then the held fetches, which
+    the old server had accepted, finish there, and it closes."""
+
+    async def scenario() -> None:
+        state = ServerState()
+        async with serve(True, state=state) as served:
+            client = make_client()
+            watch = FrameWatch(client)
+            try:
+                held = [
+                    asyncio.ensure_future(
+                        client.fetch(served.url("/hold"), protocol=protocol)
+                    )
+                    for _ in range(3)
+                ]
+                await state.hold.wait_arrived(3)
+                session = only_session(client)
+                served.server.stop()
+                closing = asyncio.ensure_future(served.server.close_all_connections())
+                await watch.wait("recv GoAwayFrame")
+                assert not session.accepts_streams
+                assert not any(future.done() for future in held)
+
+                async with serve(True, port=served.port) as restarted:
+                    response = await client.fetch(
+                        restarted.url("/hello"), protocol=protocol
+                    )
+                    assert response.code == 200 and response.body == HELLO
+                    assert only_session(client) is not session
+                    assert restarted.state.connections == 1
+
+                    state.hold.release(3)
+                    results = await bounded(asyncio.gather(*held))
+                    assert [r.code for r in results] == [200, 200, 200]
+                    assert {r.body for r in results} == {HELLO}
+                    await bounded(closing, CLOSE_TIMEOUT)
+                    await bounded(session._closed_future)
+            finally:
+                client.close()
+            assert state.connections == 1
+            assert state.streams_of("/hold") == 3
+            assert state.streams_of("/hello") == 0
+
+    run(scenario)
