@@ -72,6 +72,8 @@ PUSH_SIZE = 100_000
 ECHO_SIZE = 2 * MiB
 BIG_SIZE = 10 * MiB
 CONCURRENT = 100
+#: Tornado's client sends form-encoded POSTs by default; ours are bytes.
+OCTETS = {"Content-Type": "application/octet-stream"}
 #: Our server's bytes handler writes in pieces of this size, each flushed.
 WRITE_PIECE = 256 * KiB
 
@@ -180,6 +182,48 @@ def opened_streams(session: Any) -> int:
 
 async def bounded(awaitable: Awaitable[Any], timeout: float = QUICK) -> Any:
     return await asyncio.wait_for(awaitable, timeout)
+
+
+class FrameWatch:
+    """The frames of ``client``'s sessions, through the frame tracer of
+    ``python -m tornado_spdy fetch -v``: lines like ``[h2] recv
+    GoAwayFrame(...)``, awaited as they come. Install before the first fetch."""
+
+    def __init__(self, client: Any) -> None:
+        from tornado_spdy.trace import frame_tracer
+
+        self.lines: list[str] = []
+        self._partial = ""
+        self._changed = asyncio.Event()
+        client.pool.trace = frame_tracer(self)  # type: ignore[arg-type]
+
+    def write(self, text: str) -> int:
+        self._partial += text
+        *complete, self._partial = self._partial.split("\n")
+        if complete:
+            self.lines.extend(complete)
+            self._changed.set()
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    async def wait(self, needle: str, timeout: float = QUICK) -> str:
+        """The first frame line containing ``needle``, once it comes."""
+
+        async def waiting() -> str:
+            while True:
+                for line in self.lines:
+                    if needle in line:
+                        return line
+                self._changed.clear()
+                await self._changed.wait()
+
+        try:
+            return await asyncio.wait_for(waiting(), timeout)
+        except TimeoutError:
+            shown = "\n".join(self.lines[-40:])
+            raise AssertionError(f"no {needle!r} in frames:\n{shown}") from None
 
 
 # ---------------------------------------------------- our server's application
@@ -596,7 +640,9 @@ def nghttpd_connections(text: str) -> set[str]:
 
 def nghttpd_requests(text: str) -> list[tuple[str, str, str]]:
     """(connection id, stream id, path) of each request nghttpd received."""
-    return re.findall(r"^\[id=(\d+)\] \[[ \d.]+\] recv \(stream_id=(\d+)\) :path: (\S+)", text, re.M)
+    return re.findall(
+        r"^\[id=(\d+)\] \[[ \d.]+\] recv \(stream_id=(\d+)\) :path: (\S+)", text, re.M
+    )
 
 
 @contextlib.asynccontextmanager
@@ -644,7 +690,9 @@ def node_requests(text: str) -> list[tuple[str, str, str]]:
 # ======================================================================
 
 #: mode: (tls, server options, client options, fetch options, expected framing)
-OWN_MODES: dict[str, tuple[bool, dict[str, Any], dict[str, Any], dict[str, Any], str]] = {
+OWN_MODES: dict[
+    str, tuple[bool, dict[str, Any], dict[str, Any], dict[str, Any], str]
+] = {
     "tls-alpn": (True, {}, {}, {}, "h2"),
     **{
         f"tls-{p}": (True, {}, {}, {"protocol": p}, p)
@@ -683,7 +731,11 @@ def test_own_server(mode: str) -> None:
 
                 body = pattern(ECHO_SIZE)
                 echo = await client.fetch(
-                    served.url("/echo"), method="POST", body=body, **options
+                    served.url("/echo"),
+                    method="POST",
+                    body=body,
+                    headers=OCTETS,
+                    **options,
                 )
                 assert echo.code == 200 and echo.framing == framing
                 assert sha256(echo.body) == sha256(body)
@@ -754,7 +806,9 @@ def test_tornado_httpserver(tls: bool) -> None:
                 assert hello.code == 200 and hello.body == HELLO
                 assert hello.framing == "http/1.1"
                 body = pattern(ECHO_SIZE)
-                echo = await client.fetch(served.url("/echo"), method="POST", body=body)
+                echo = await client.fetch(
+                    served.url("/echo"), method="POST", body=body, headers=OCTETS
+                )
                 assert sha256(echo.body) == sha256(body)
                 sink = Sink()
                 big = await client.fetch(
@@ -793,7 +847,11 @@ def test_nghttpd(mode: str, htdocs: str) -> None:
 
                 body = pattern(ECHO_SIZE)
                 echo = await client.fetch(
-                    peer.url("/echo"), method="POST", body=body, **options
+                    peer.url("/echo"),
+                    method="POST",
+                    body=body,
+                    headers=OCTETS,
+                    **options,
                 )
                 assert echo.code == 200 and echo.framing == "h2"
                 assert echo.headers.get("Nghttpd-Response") == "echo"
@@ -919,7 +977,11 @@ def test_node_spdy_transport(protocol: str, tls: bool) -> None:
 
                 body = pattern(ECHO_SIZE)
                 echo = await client.fetch(
-                    peer.url("/echo"), method="POST", body=body, **options
+                    peer.url("/echo"),
+                    method="POST",
+                    body=body,
+                    headers=OCTETS,
+                    **options,
                 )
                 assert echo.code == 200 and echo.framing == protocol
                 assert sha256(echo.body) == sha256(body)
@@ -931,7 +993,10 @@ def test_node_spdy_transport(protocol: str, tls: bool) -> None:
                 check_stream(sink, big, BIG_SIZE)
 
                 responses = await asyncio.gather(
-                    *(client.fetch(peer.url("/hello"), **options) for _ in range(CONCURRENT))
+                    *(
+                        client.fetch(peer.url("/hello"), **options)
+                        for _ in range(CONCURRENT)
+                    )
                 )
                 assert {(r.code, r.body) for r in responses} == {(200, HELLO)}
                 assert opened_streams(only_session(client)) == 3 + CONCURRENT
@@ -1041,7 +1106,9 @@ def test_push_own_server(protocol: str) -> None:
                     asyncio.get_running_loop().create_future()
                 )
                 parent = await client.fetch(
-                    served.url("/push"), push_callback=pushed.set_result, protocol=protocol
+                    served.url("/push"),
+                    push_callback=pushed.set_result,
+                    protocol=protocol,
                 )
                 assert parent.code == 200 and parent.body == PUSH_PARENT
                 push_url = served.url("/pushed.js")
@@ -1127,7 +1194,9 @@ def test_connect_timeout(protocol: str | None) -> None:
     async def scenario() -> None:
         accepted: list[asyncio.StreamWriter] = []
 
-        async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async def silent(
+            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        ) -> None:
             accepted.append(writer)
 
         listener = await asyncio.start_server(silent, "127.0.0.1", 0)
@@ -1216,7 +1285,9 @@ def test_connection_refused(mode: str) -> None:
                     await client.fetch(url, raise_error=raise_error, **options)
                 with pytest.raises(ConnectionRefusedError):
                     await stock.fetch(url, raise_error=raise_error, validate_cert=False)
-            done: asyncio.Future[HTTPResponse] = asyncio.get_running_loop().create_future()
+            done: asyncio.Future[HTTPResponse] = (
+                asyncio.get_running_loop().create_future()
+            )
             request = HTTPRequest(url, validate_cert=False)
             for name, value in options.items():
                 setattr(request, name, value)
@@ -1358,7 +1429,9 @@ def test_header_callback(protocol: str) -> None:
             lines: list[str] = []
             try:
                 response = await client.fetch(
-                    served.url("/hello"), header_callback=lines.append, protocol=protocol
+                    served.url("/hello"),
+                    header_callback=lines.append,
+                    protocol=protocol,
                 )
             finally:
                 client.close()
@@ -1398,7 +1471,7 @@ def test_body_producer_upload(protocol: str) -> None:
                     served.url("/sha"),
                     method="POST",
                     body_producer=producer,
-                    headers={"Content-Length": str(len(body))},
+                    headers={**OCTETS, "Content-Length": str(len(body))},
                     protocol=protocol,
                 )
             finally:
@@ -1568,5 +1641,241 @@ def test_goaway_in_flight_finish_then_new_connection(protocol: str) -> None:
             assert state.connections == 1
             assert state.streams_of("/hold") == 3
             assert state.streams_of("/hello") == 0
+
+    run(scenario)
+
+
+# -------------------------------------------------- refused streams, retried
+
+
+@dataclasses.dataclass
+class RawH2:
+    """What the raw h2 server saw: (connection number, stream id) per request."""
+
+    port: int
+    requests: list[tuple[int, int]]
+    connections: int = 0
+
+
+@contextlib.asynccontextmanager
+async def raw_h2_server(
+    decide: Callable[[int, int], str],
+) -> AsyncIterator[RawH2]:
+    """A cleartext h2 server (prior knowledge) made of the ``h2`` library
+    alone. ``decide(connection number, request number)`` says what each
+    request gets: ``"answer"`` (200 hello world), ``"refuse"``
+    (RST_STREAM REFUSED_STREAM) or ``"goaway"`` (GOAWAY with last stream id
+    0, then the connection closes)."""
+    import h2.config
+    import h2.connection
+    import h2.errors
+    import h2.events
+
+    seen = RawH2(0, [])
+    handlers: set[asyncio.Task[None]] = set()
+
+    async def handle(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        seen.connections += 1
+        number = seen.connections
+        conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        conn.initiate_connection()
+        writer.write(conn.data_to_send())
+        count = 0
+        try:
+            while data := await reader.read(65536):
+                closing = False
+                for event in conn.receive_data(data):
+                    if isinstance(event, h2.events.RequestReceived):
+                        count += 1
+                        seen.requests.append((number, event.stream_id))
+                        action = decide(number, count)
+                        if action == "refuse":
+                            conn.reset_stream(
+                                event.stream_id, h2.errors.ErrorCodes.REFUSED_STREAM
+                            )
+                        elif action == "goaway":
+                            conn.close_connection(last_stream_id=0)
+                            closing = True
+                        else:
+                            conn.send_headers(
+                                event.stream_id,
+                                [
+                                    (":status", "200"),
+                                    ("content-length", str(len(HELLO))),
+                                ],
+                            )
+                            conn.send_data(event.stream_id, HELLO, end_stream=True)
+                writer.write(conn.data_to_send())
+                await writer.drain()
+                if closing:
+                    break
+        except (ConnectionError, h2.exceptions.ProtocolError):
+            pass
+        finally:
+            writer.close()
+
+    def start(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.ensure_future(handle(reader, writer))
+        handlers.add(task)
+        task.add_done_callback(handlers.discard)
+
+    listener = await asyncio.start_server(start, "127.0.0.1", 0)
+    seen.port = listener.sockets[0].getsockname()[1]
+    try:
+        yield seen
+    finally:
+        listener.close()
+        for task in list(handlers):
+            task.cancel()
+        await asyncio.gather(*handlers, return_exceptions=True)
+        await listener.wait_closed()
+
+
+def test_refused_stream_retried_once() -> None:
+    """RST_STREAM(REFUSED_STREAM) on the first request: the client sends it
+    again (on the same session, which still takes streams) and gets 200."""
+
+    async def scenario() -> None:
+        async with raw_h2_server(
+            lambda conn, n: "refuse" if n == 1 else "answer"
+        ) as raw:
+            client = make_client()
+            try:
+                response = await client.fetch(
+                    f"http://127.0.0.1:{raw.port}/", protocol="h2"
+                )
+            finally:
+                client.close()
+            assert response.code == 200 and response.body == HELLO
+            assert raw.requests == [(1, 1), (1, 3)]
+
+    run(scenario)
+
+
+def test_refused_stream_retried_only_once() -> None:
+    """A server that refuses every stream: one retry, then the fetch fails
+    (599, raised whatever ``raise_error``)."""
+
+    async def scenario() -> None:
+        async with raw_h2_server(lambda conn, n: "refuse") as raw:
+            client = make_client()
+            try:
+                with pytest.raises(HTTPClientError) as caught:
+                    await client.fetch(
+                        f"http://127.0.0.1:{raw.port}/",
+                        protocol="h2",
+                        raise_error=False,
+                    )
+                assert caught.value.code == 599
+            finally:
+                client.close()
+            assert raw.requests == [(1, 1), (1, 3)]
+
+    run(scenario)
+
+
+def test_goaway_above_last_stream_retried() -> None:
+    """GOAWAY with last stream id 0 answers the first request (then the
+    server closes): the request was not processed, and the client sends it
+    again on a new connection."""
+
+    async def scenario() -> None:
+        async with raw_h2_server(
+            lambda conn, n: "goaway" if conn == 1 else "answer"
+        ) as raw:
+            client = make_client()
+            try:
+                response = await client.fetch(
+                    f"http://127.0.0.1:{raw.port}/", protocol="h2"
+                )
+            finally:
+                client.close()
+            assert response.code == 200 and response.body == HELLO
+            assert raw.requests == [(1, 1), (2, 1)]
+            assert raw.connections == 2
+
+    run(scenario)
+
+
+# ------------------------------------------------------------------ the CLI
+
+
+async def cli(*args: str) -> tuple[int, bytes, str]:
+    """``python -m tornado_spdy ARGS``: exit status, stdout, stderr."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO_ROOT + os.pathsep + env.get("PYTHONPATH", "")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "tornado_spdy",
+        *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
+        env=env,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), PEER_TIMEOUT * 2)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        raise AssertionError(f"python -m tornado_spdy {' '.join(args)} hung") from None
+    assert proc.returncode is not None
+    return proc.returncode, stdout, stderr.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("protocol", [None, "spdy/3.1", "spdy/2", "http/1.1"])
+def test_cli_fetch(protocol: str | None) -> None:
+    """``python -m tornado_spdy fetch -k URL`` prints the body on stdout, the
+    protocol and status on stderr, and exits 0."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            args = ["fetch", "-k", served.url("/hello")]
+            if protocol is not None:
+                args += ["--protocol", protocol]
+            status, stdout, stderr = await cli(*args)
+            assert status == 0, stderr
+            assert stdout == HELLO
+            assert f"protocol: {protocol or 'h2'}\n" in stderr, stderr
+            assert "status: 200 OK" in stderr
+            assert re.search(
+                r"^X-Framing: " + re.escape(protocol or "h2") + "$", stderr, re.M
+            )
+
+    run(scenario)
+
+
+def test_cli_fetch_output_verbose(tmp_path: Any) -> None:
+    """``fetch -k -v -o FILE``: 1 MiB written to the file (sha256 checked),
+    frames on stderr; a 404 exits 22; without ``-k`` the self-signed
+    certificate fails the fetch (exit 1)."""
+
+    async def scenario() -> None:
+        async with serve(True) as served:
+            out = tmp_path / "body.bin"
+            status, stdout, stderr = await cli(
+                "fetch", "-k", "-v", "-o", str(out), served.url(f"/bytes/{MiB}")
+            )
+            assert status == 0, stderr
+            assert stdout == b""
+            assert sha256(out.read_bytes()) == sha256(pattern(MiB))
+            assert "[h2] send connection preface" in stderr
+            assert "[h2] recv SettingsFrame" in stderr
+            assert "[h2] recv DataFrame" in stderr
+            assert "protocol: h2" in stderr
+
+            status, _, stderr = await cli("fetch", "-k", served.url("/missing"))
+            assert status == 22, stderr
+            assert "status: 404" in stderr
+
+            status, _, stderr = await cli("fetch", served.url("/hello"))
+            assert status == 1
+            assert "CERTIFICATE_VERIFY_FAILED" in stderr or "error" in stderr
 
     run(scenario)

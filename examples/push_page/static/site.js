@@ -1,0 +1,1 @@
+console.log("pushed with the page");
