@@ -105,7 +105,8 @@ from tornado_spdy.spdy.errors import ProtocolError, SPDYError
 ALL_VERSIONS = ("spdy/2", "spdy/3", "spdy/3.1")
 ALL_SIDES = ("server", "client")
 
-HANG_SECONDS = 1.0  # CPU seconds one input may take
+HANG_SECONDS = 1.0  # CPU seconds one input may take, plus its size's share:
+MIN_BYTES_PER_SECOND = 10_000_000  # a large input may take time, linearly
 OUTPUT_LIMIT_BASE = 1024 * 1024  # bytes of output allowed per input ...
 OUTPUT_LIMIT_FACTOR = 4  # ... plus this many times the input's length
 
@@ -492,10 +493,11 @@ def run_checked(
 ) -> tuple[Outcome | None, Failure | None, float]:
     """`run_case` under a CPU timer: (outcome, failure, CPU seconds)."""
     timer = _install_timer()
+    budget = HANG_SECONDS + len(case.data) / MIN_BYTES_PER_SECOND
     for attempt in (1, 2):
         start = time.process_time()
         if timer:
-            signal.setitimer(signal.ITIMER_VIRTUAL, HANG_SECONDS)
+            signal.setitimer(signal.ITIMER_VIRTUAL, budget)
         try:
             outcome = run_case(case, connection_factory)
             failure = None
@@ -504,19 +506,19 @@ def run_checked(
         except _Hang:
             outcome, failure = None, None
             if attempt == 2:
-                failure = Failure("hang", f"over {HANG_SECONDS} s of CPU, twice")
+                failure = Failure("hang", f"over {budget:.1f} s of CPU, twice")
                 failure.tb = traceback.format_exc()
             continue
         finally:
             if timer:
                 signal.setitimer(signal.ITIMER_VIRTUAL, 0)
         elapsed = time.process_time() - start
-        if failure is None and elapsed > HANG_SECONDS and attempt == 1:
+        if failure is None and elapsed > budget and attempt == 1:
             continue  # no timer fired (not the main thread?): confirm once
-        if failure is None and elapsed > HANG_SECONDS:
+        if failure is None and elapsed > budget:
             failure = Failure("hang", f"{elapsed:.2f} s of CPU, twice")
         return outcome, failure, elapsed
-    return None, failure, HANG_SECONDS
+    return None, failure, budget
 
 
 # ---------------------------------------------------------------- corpus

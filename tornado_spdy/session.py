@@ -10,11 +10,12 @@ IOStream, then writes everything the core produced in one ``write()``.
 
 from __future__ import annotations
 
+import datetime
 import itertools
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from tornado import iostream
+from tornado import gen, iostream
 from tornado.concurrent import Future, future_set_result_unless_cancelled
 from tornado.gen import convert_yielded
 from tornado.ioloop import IOLoop
@@ -46,6 +47,9 @@ VERSION_STRINGS = {
     "spdy/3": "SPDY/3",
     "spdy/2": "SPDY/2",
 }
+
+#: Seconds a closing session waits for the peer to close first.
+LINGER = 2.0
 
 _RESET_CODES = {"cancel": CANCEL, "internal": INTERNAL_ERROR, "refused": REFUSED_STREAM}
 
@@ -168,6 +172,7 @@ class Session:
         self._last_activity = self.io_loop.time()
         self._idle_timer: object | None = None
         self._drained: Future[None] | None = None
+        self._closing = False  # _close_after_flush has begun
         self._events = event_table(
             {
                 "RequestReceived": self._on_request,
@@ -560,22 +565,32 @@ class Session:
         await self._closed_future
 
     def _close_after_flush(self) -> None:
+        """Close once everything queued has gone out, and the peer has had a
+        moment to read it (at most ``LINGER`` seconds)."""
         data = self.core.data_to_send()
         if data:
             self._write(data)
-        if self._unflushed:
-            self._draining = True
-            self._wait_then_close()
-        else:
-            self.stream.close()
+        if self._closing:
+            return
+        self._closing = self._draining = True
+        self.io_loop.add_future(
+            convert_yielded(self._linger_then_close()), lambda f: f.result()
+        )
 
-    def _wait_then_close(self) -> None:
-        future = convert_yielded(self._wait_drained_fully())
-        self.io_loop.add_future(future, lambda f: self.stream.close())
-
-    async def _wait_drained_fully(self) -> None:
+    async def _linger_then_close(self) -> None:
         while self._unflushed and not self.stream.closed():
             await self._wait_drained()
+        # Closing while the peer's last frames (a WINDOW_UPDATE, its own
+        # GOAWAY) sit unread would reset the connection, and a reset can
+        # destroy what is still on its way to the peer: let it close first.
+        if not self.stream.closed():
+            try:
+                await gen.with_timeout(
+                    datetime.timedelta(seconds=LINGER), self._closed_future
+                )
+            except TimeoutError:
+                pass
+        self.stream.close()
 
     def _connection_lost(self) -> None:
         if self._closed:

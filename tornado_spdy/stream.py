@@ -309,14 +309,17 @@ class StreamConnection(httputil.HTTPConnection):
 
     def reset_received(self) -> None:
         """The peer reset the stream."""
-        if self.session.client_side and self._remote_ended and not self._local_ended:
-            # A complete response, then a reset of our upload (RFC 9113 8.1):
-            # the response stands; what is left of the body is dropped.
-            self._discarding = True
-            self._chunks.clear()
-            self._sent = self._queued
-            self._local_ended = True
-            self._wake_writers()
+        if self.session.client_side and self._remote_ended:
+            # The response is complete: it stands, whatever the reset says
+            # (RFC 9113 8.1: a server may stop our upload so; spdy-transport
+            # resets a stream our WINDOW_UPDATE reaches after its FIN). What is
+            # left of our body is dropped.
+            if not self._local_ended:
+                self._discarding = True
+                self._chunks.clear()
+                self._sent = self._queued
+                self._local_ended = True
+                self._wake_writers()
             self._maybe_done()
             return
         self.close()

@@ -241,7 +241,17 @@ class HeaderCodec:
         return headers, found
 
     def inflate(self, block: bytes | memoryview, stream_id: int) -> bytes:
-        """Inflate one block, bounded by ``max_header_list_size``."""
+        """Inflate one block, bounded by ``max_header_list_size``.
+
+        A compressed block larger than the limit allows (stored blocks add 5
+        bytes in 64 KiB) is garbage or padding meant to burn CPU in zlib:
+        following it is refused outright, which ends the session.
+        """
+        if len(block) > self.max_header_list_size + _BLOCK_OVERHEAD:
+            raise HeaderBlockError(
+                f"header block of {len(block)} bytes for a "
+                f"{self.max_header_list_size}-byte limit"
+            )
         decompressor = self._decompressor
         if decompressor is None:
             # wbits 0: take the window from the stream header, whatever the peer's.
@@ -345,6 +355,8 @@ class HeaderCodec:
             found |= HAS_AUTHORITY
         return headers, found & _PUBLIC_BITS
 
+
+_BLOCK_OVERHEAD = 4096  # zlib framing a compressed block may add, at most
 
 _NAME_CACHE = 512  # distinct names remembered per direction and version
 _BLOCK_MEMO = 256  # header blocks remembered per direction and version
