@@ -1300,12 +1300,6 @@ def test_connect_timeout(protocol: str | None) -> None:
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a fetch that finds another fetch connecting to the same origin "
-    "waits for that connection (SessionPool._existing awaits its waiter) "
-    "without its own connect_timeout: it fails only when the other one does",
-)
 def test_connect_timeout_while_another_connects() -> None:
     """Two fetches to one origin whose TLS handshake never ends, at once:
     the one with a 0.3 s ``connect_timeout`` fails after 0.3 s, not when the
@@ -1561,19 +1555,11 @@ def test_decompress_response(protocol: str) -> None:
     run(scenario)
 
 
-SPDY_STATUS_LINE_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug: over SPDY the status line given to header_callback is "
-    "'SPDY/3.1 200 OK' (the session's version string), not an HTTP status line "
-    "('HTTP/1.1 200 OK', the response's :version)",
-)
-
-
 @pytest.mark.parametrize(
     "protocol",
     [
         "h2",
-        *(pytest.param(p, marks=SPDY_STATUS_LINE_BUG) for p in SPDY_VERSIONS),
+        *SPDY_VERSIONS,
         "http/1.1",
     ],
 )
@@ -1728,13 +1714,6 @@ def test_force_connection(protocol: str) -> None:
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a force_connection session replaces the origin's session in "
-    "SessionPool.sessions, and SessionPool.close() closes only those: the "
-    "earlier session's connection stays open after client.close() (until its "
-    "idle timeout)",
-)
 def test_close_closes_every_session() -> None:
     """``client.close()`` closes every session it opened, the one a
     ``force_connection`` fetch replaced included."""
@@ -1894,13 +1873,6 @@ def test_goaway_accepted_streams_finish(protocol: str) -> None:
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: after our server's GOAWAY, once the last stream is done, both "
-    "the client session and the server session wait for the other to close the "
-    "TCP connection first (Session._linger_then_close on both sides), so every "
-    "graceful close between SPDYClient and SPDYServer takes LINGER (2 s)",
-)
 @pytest.mark.parametrize("protocol", ["h2", "spdy/3"])
 def test_goaway_close_is_prompt(protocol: str) -> None:
     """After the server's GOAWAY, the connection closes as soon as the last
@@ -2221,13 +2193,6 @@ def test_reset_after_complete_response(protocol: str) -> None:
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a complete response (FIN received) not yet handed to its fetch "
-    "(Tornado's async headers_received pending) is dropped when the connection "
-    "closes: Session._connection_lost closes every stream and "
-    "StreamConnection.close clears its inbox; 599 'Connection closed'",
-)
 @pytest.mark.parametrize("protocol", MULTIPLEXED)
 def test_complete_response_then_connection_close(protocol: str) -> None:
     """The server answers, sends a graceful GOAWAY that spares the stream and

@@ -12,6 +12,8 @@ server speaks only HTTP/1.1 the pool hands back the TCP connection itself.
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import io
 import ssl
 import time
@@ -19,7 +21,7 @@ import urllib.parse
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tornado import httputil
+from tornado import gen, httputil
 from tornado.concurrent import Future
 from tornado.gen import convert_yielded
 from tornado.httpclient import HTTPRequest, HTTPResponse
@@ -153,6 +155,7 @@ class SessionPool:
         self.plain_protocol = plain_protocol
         self.params = params
         self.sessions: dict[OriginKey, Session] = {}
+        self._open: set[Session] = set()  # every live session, pooled or not
         #: Pushed responses not fetched yet, by URL, per session.
         self.pushes: dict[Session, dict[str, Future[HTTPResponse | None]]] = {}
         self._connecting: dict[OriginKey, Future[Session | None]] = {}
@@ -210,7 +213,7 @@ class SessionPool:
         priority = _extra(request, "priority")
         priority = 3 if priority is None else priority
         if not _extra(request, "force_connection"):
-            session = await self._existing(key)
+            session = await self._existing(key, connect_args.get("timeout"))
             if session is not None:
                 return _StreamHandle(session.new_stream(priority))
         waiter: Future[Session | None] = Future()
@@ -227,6 +230,7 @@ class SessionPool:
             core = new_core(framing, True, self.params)
             session = Session(stream, core, self.params, f"{host}:{port}", self)
             session.accept_push = self._accept_push
+            self._open.add(session)
             if self.trace is not None:
                 session.trace = self.trace(session)
             self.pushes[session] = {}
@@ -240,16 +244,28 @@ class SessionPool:
             if self._connecting.get(key) is waiter:
                 del self._connecting[key]
 
-    async def _existing(self, key: OriginKey) -> Session | None:
+    async def _existing(
+        self, key: OriginKey, timeout: float | None = None
+    ) -> Session | None:
+        """The origin's session, waiting (within ``timeout``) for one being
+        opened by another fetch."""
         session = self.sessions.get(key)
         if session is None or not session.accepts_streams:
             waiter = self._connecting.get(key)
-            session = await waiter if waiter is not None else None
+            if waiter is None:
+                session = None
+            elif timeout is None:
+                session = await waiter
+            else:
+                session = await gen.with_timeout(
+                    datetime.timedelta(seconds=max(timeout, 0)), asyncio.shield(waiter)
+                )
         if session is not None and session.accepts_streams:
             return session
         return None
 
     def on_close(self, session: Session) -> None:
+        self._open.discard(session)
         for key, value in list(self.sessions.items()):
             if value is session:
                 del self.sessions[key]
@@ -289,8 +305,9 @@ class SessionPool:
         return None
 
     def close(self) -> None:
-        for session in list(self.sessions.values()):
+        for session in list(self._open):
             session.stream.close()
+        self._open.clear()
         self.sessions.clear()
 
 

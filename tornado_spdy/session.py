@@ -147,6 +147,8 @@ class Session:
         self.server = server
         self.framing = framing_of(core)
         self.version = VERSION_STRINGS[self.framing]
+        #: The HTTP version of the messages: SPDY carries HTTP/1.1's.
+        self.http_version = "HTTP/2" if self.framing == "h2" else "HTTP/1.1"
         self.family = core_family(core)
         self.client_side = bool(core.config.client_side)
         self.scheme = "https" if isinstance(stream, iostream.SSLIOStream) else "http"
@@ -173,6 +175,7 @@ class Session:
         self._idle_timer: object | None = None
         self._drained: Future[None] | None = None
         self._closing = False  # _close_after_flush has begun
+        self._peer_went_away = False  # the peer sent GOAWAY
         self._events = event_table(
             {
                 "RequestReceived": self._on_request,
@@ -327,13 +330,15 @@ class Session:
                 stream.stream_id,
                 event.error_code,
             )
-            stream.reset_received()
+            stream.peer_gone()
 
     def _on_window(self, event: Any) -> None:
         if self._ready:
             self.schedule_flush()
 
     def _on_goaway(self, event: Any) -> None:
+        # Who went away first decides who closes the connection: the other.
+        self._peer_went_away = not self._draining
         gen_log.debug(
             "%s from %s: GOAWAY %s", self.framing, self.context, event.error_code
         )
@@ -582,8 +587,9 @@ class Session:
             await self._wait_drained()
         # Closing while the peer's last frames (a WINDOW_UPDATE, its own
         # GOAWAY) sit unread would reset the connection, and a reset can
-        # destroy what is still on its way to the peer: let it close first.
-        if not self.stream.closed():
+        # destroy what is still on its way to the peer: let it close first,
+        # unless it went away first itself.
+        if not self.stream.closed() and not self._peer_went_away:
             try:
                 await gen.with_timeout(
                     datetime.timedelta(seconds=LINGER), self._closed_future
@@ -599,7 +605,7 @@ class Session:
         self._draining = True
         self._disarm_idle_timer()
         for stream in list(self.streams.values()):
-            stream.close()
+            stream.peer_gone()
         self.stream.close()
         if self._drained is not None:
             future_set_result_unless_cancelled(self._drained, None)

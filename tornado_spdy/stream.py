@@ -307,8 +307,9 @@ class StreamConnection(httputil.HTTPConnection):
         if not self._busy:
             self._drain_inbox()
 
-    def reset_received(self) -> None:
-        """The peer reset the stream."""
+    def peer_gone(self) -> None:
+        """The peer reset the stream, or the connection is lost: a complete
+        response still goes to its fetch; otherwise the stream closes."""
         if self.session.client_side and self._remote_ended:
             # The response is complete: it stands, whatever the reset says
             # (RFC 9113 8.1: a server may stop our upload so; spdy-transport
@@ -393,7 +394,9 @@ class StreamConnection(httputil.HTTPConnection):
                 continue
             data, length = item
             if length is None:  # a response head
-                start_line, fields = response_from_headers(data, self.session.version)
+                start_line, fields = response_from_headers(
+                    data, self.session.http_version
+                )
                 self._call(delegate.headers_received, start_line, fields)
                 continue
             if type(data) is not bytes:
