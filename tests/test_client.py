@@ -797,19 +797,9 @@ def test_hundred_concurrent_fetches_one_connection(protocol: str) -> None:
     run(scenario)
 
 
-H2_STREAM_LIMIT_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="bug (server): SPDYServer over h2 answers HEADERS past its "
-    "SETTINGS_MAX_CONCURRENT_STREAMS (sent before the client had the SETTINGS) "
-    "with GOAWAY(PROTOCOL_ERROR) and closes the session (h2 raises "
-    "TooManyStreamsError from receive_data; Session._receive treats it as a "
-    "session error) instead of RST_STREAM(REFUSED_STREAM); every fetch fails",
-)
-
-
 @pytest.mark.parametrize(
     "protocol",
-    [pytest.param("h2", marks=H2_STREAM_LIMIT_BUG), "spdy/3.1", "spdy/3", "spdy/2"],
+    ["h2", "spdy/3.1", "spdy/3", "spdy/2"],
 )
 def test_server_stream_limit(protocol: str) -> None:
     """Our server allows 10 concurrent streams; 100 fetches at once all

@@ -89,8 +89,12 @@ class H2Core(h2.connection.H2Connection):
         self.MAX_CLOSED_STREAMS = max_closed_streams  # read by H2Connection.__init__
         super().__init__(config)
         self._session_window_size = session_window_size
+        # The stream limit is sent as a change, after the first SETTINGS: h2
+        # enforces its own limit as a connection error (GOAWAY), also on the
+        # streams a client opened before it saw ours; until the client
+        # acknowledges it the Session refuses streams over it one by one.
+        self._max_concurrent_streams = max_concurrent_streams
         values = {
-            h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: max_concurrent_streams,
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: initial_window_size,
             h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: max_header_list_size,
         }
@@ -140,16 +144,21 @@ class H2Core(h2.connection.H2Connection):
 
     def initiate_connection(self) -> None:
         super().initiate_connection()
-        self._open_session_window()
+        self._after_preface()
 
     def initiate_upgrade_connection(
         self, settings_header: bytes | None = None
     ) -> bytes | None:
         result = super().initiate_upgrade_connection(settings_header)
-        self._open_session_window()
+        self._after_preface()
         return result
 
-    def _open_session_window(self) -> None:
+    def _after_preface(self) -> None:
+        self.update_settings(
+            {
+                h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: self._max_concurrent_streams
+            }
+        )
         extra = self._session_window_size - 65535
         if extra > 0:
             self.increment_flow_control_window(extra)

@@ -175,6 +175,7 @@ class Session:
         self._idle_timer: object | None = None
         self._drained: Future[None] | None = None
         self._closing = False  # _close_after_flush has begun
+        self._inbound = 0  # open streams the peer started (server side)
         self._peer_went_away = False  # the peer sent GOAWAY
         self._events = event_table(
             {
@@ -211,6 +212,7 @@ class Session:
             self.core.initiate_upgrade_connection(settings)
             stream = StreamConnection(self, 1)
             self.streams[1] = stream
+            self._inbound += 1
             stream.start_request(headers)
             stream.end_received()
         self._arm_idle_timer()
@@ -258,9 +260,10 @@ class Session:
 
     def _on_request(self, event: Any) -> None:
         stream_id = event.stream_id
-        if self._draining:
+        if self._draining or self._inbound >= self.params.max_concurrent_streams:
             self._reset(stream_id, "refused")
             return
+        self._inbound += 1
         priority = request_priority(self.core, event)
         stream = StreamConnection(self, stream_id, priority)
         self.streams[stream_id] = stream
@@ -539,7 +542,9 @@ class Session:
 
     def stream_closed(self, stream: StreamConnection) -> None:
         """Called once by each stream as it ends."""
-        self.streams.pop(stream.stream_id, None)
+        if self.streams.pop(stream.stream_id, None) is not None:
+            if stream.stream_id % 2 and not self.client_side:
+                self._inbound -= 1
         self._ready.pop(stream, None)
         self._open_pushes.discard(stream)
         if self._ready:
