@@ -39,7 +39,13 @@ class LoadClient:
     """Keeps ``streams`` requests in flight on one connection until ``total``
     have been answered."""
 
-    def __init__(self, core: SPDYConnection, headers: list[tuple[bytes, bytes]], total: int, streams: int):
+    def __init__(
+        self,
+        core: SPDYConnection,
+        headers: list[tuple[bytes, bytes]],
+        total: int,
+        streams: int,
+    ):
         self.core = core
         self.headers = headers
         self.left_to_send = total
@@ -63,7 +69,9 @@ class LoadClient:
             kind = type(event)
             if kind is events.DataReceived:
                 self.body_bytes += event.flow_controlled_length
-                core.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                core.acknowledge_received_data(
+                    event.flow_controlled_length, event.stream_id
+                )
             elif kind is events.StreamEnded:
                 self.in_flight -= 1
                 self.done += 1
@@ -73,7 +81,9 @@ class LoadClient:
         self.fill()
 
 
-async def run_connection(url: str, protocol: str, total: int, streams: int, insecure: bool) -> LoadClient:
+async def run_connection(
+    url: str, protocol: str, total: int, streams: int, insecure: bool
+) -> LoadClient:
     parts = urllib.parse.urlsplit(url)
     port = parts.port or (443 if parts.scheme == "https" else 80)
     context = None
@@ -112,8 +122,17 @@ def ceiling(protocol: str, total: int, streams: int) -> float:
     """Requests per second of the client alone, against a server core that
     answers in memory."""
     core = client_core(protocol)
-    server = SPDYConnection(SPDYConfiguration(client_side=False, version=protocol, max_concurrent_streams=1000))
-    headers = [(b":method", b"GET"), (b":path", b"/"), (b":scheme", b"http"), (b":authority", b"bench")]
+    server = SPDYConnection(
+        SPDYConfiguration(
+            client_side=False, version=protocol, max_concurrent_streams=1000
+        )
+    )
+    headers = [
+        (b":method", b"GET"),
+        (b":path", b"/"),
+        (b":scheme", b"http"),
+        (b":authority", b"bench"),
+    ]
     client = LoadClient(core, headers, total, streams)
     core.initiate_connection()
     server.initiate_connection()
@@ -127,7 +146,9 @@ def ceiling(protocol: str, total: int, streams: int) -> float:
         t = time.perf_counter()
         for event in server.receive_data(wire):
             if type(event) is events.RequestReceived:
-                server.send_headers(event.stream_id, [(b":status", b"200"), (b"content-length", b"13")])
+                server.send_headers(
+                    event.stream_id, [(b":status", b"200"), (b"content-length", b"13")]
+                )
                 server.send_data(event.stream_id, b"Hello, world!", end_stream=True)
         answer = server.data_to_send()
         server_time += time.perf_counter() - t
@@ -141,23 +162,34 @@ async def main(argv: list[str]) -> None:
     parser.add_argument("url", nargs="?")
     parser.add_argument("-n", type=int, default=10000, help="requests in all")
     parser.add_argument("-c", type=int, default=1, help="connections")
-    parser.add_argument("-m", type=int, default=100, help="streams in flight per connection")
+    parser.add_argument(
+        "-m", type=int, default=100, help="streams in flight per connection"
+    )
     parser.add_argument("--protocol", default="spdy/3.1")
     parser.add_argument("-k", "--insecure", action="store_true")
     parser.add_argument("--ceiling", action="store_true", help="the client's own limit")
     args = parser.parse_args(argv)
     if args.ceiling:
-        print(f"ceiling {args.protocol}: {ceiling(args.protocol, args.n, args.m):.0f} req/s")
+        print(
+            f"ceiling {args.protocol}: {ceiling(args.protocol, args.n, args.m):.0f} req/s"
+        )
         return
     per_connection = args.n // args.c
     start = time.perf_counter()
     clients = await asyncio.gather(
-        *(run_connection(args.url, args.protocol, per_connection, args.m, args.insecure) for _ in range(args.c))
+        *(
+            run_connection(
+                args.url, args.protocol, per_connection, args.m, args.insecure
+            )
+            for _ in range(args.c)
+        )
     )
     elapsed = time.perf_counter() - start
     done = sum(c.done for c in clients)
     failed = sum(c.failed for c in clients)
-    print(f"{args.protocol}: {done} done, {failed} failed in {elapsed:.2f}s: {done / elapsed:.0f} req/s")
+    print(
+        f"{args.protocol}: {done} done, {failed} failed in {elapsed:.2f}s: {done / elapsed:.0f} req/s"
+    )
 
 
 if __name__ == "__main__":
