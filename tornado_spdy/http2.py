@@ -47,6 +47,8 @@ DEFAULT_URGENCY = 3
 CANCEL = {"h2": 0x8, "spdy": spdy.StatusCode.CANCEL}
 INTERNAL_ERROR = {"h2": 0x2, "spdy": spdy.StatusCode.INTERNAL_ERROR}
 REFUSED_STREAM = {"h2": 0x7, "spdy": spdy.StatusCode.REFUSED_STREAM}
+#: GOAWAY for a peer that abuses the protocol (SPDY has no such status).
+ENHANCE_YOUR_CALM = {"h2": 0xB, "spdy": spdy.GoAwayStatus.PROTOCOL_ERROR}
 
 
 class H2Core(h2.connection.H2Connection):

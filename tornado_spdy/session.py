@@ -24,6 +24,7 @@ from tornado.log import app_log, gen_log
 from tornado_spdy import spdy
 from tornado_spdy.http2 import (
     CANCEL,
+    ENHANCE_YOUR_CALM,
     INTERNAL_ERROR,
     REFUSED_STREAM,
     SEND_ERRORS,
@@ -49,7 +50,7 @@ VERSION_STRINGS = {
 }
 
 #: Seconds a closing session waits for the peer to close first.
-LINGER = 2.0
+LINGER = 1.0
 
 _RESET_CODES = {"cancel": CANCEL, "internal": INTERNAL_ERROR, "refused": REFUSED_STREAM}
 
@@ -78,6 +79,13 @@ class SessionParameters:
     :arg enable_push: (clients) accept server pushes.
     :arg max_pushed_responses: (clients) pushed responses kept for later
         fetches on one session; more pushes are refused.
+    :arg reset_burst: stream resets a peer may cause at once (Rapid Reset,
+        CVE-2023-44487; reset floods, CVE-2019-9514): a token bucket of this
+        many, refilled at ``reset_rate`` a second, pays for each stream the
+        peer resets or that we reset for its bad input; when it runs dry the
+        session ends with GOAWAY (h2: ENHANCE_YOUR_CALM; SPDY: PROTOCOL_ERROR),
+        as nghttp2 does with the same figures.
+    :arg reset_rate: tokens a second added back to that bucket.
     """
 
     max_concurrent_streams: int = 100
@@ -94,6 +102,8 @@ class SessionParameters:
     write_buffer_size: int = 1024 * 1024
     enable_push: bool = True
     max_pushed_responses: int = 100
+    reset_burst: int = 1000
+    reset_rate: float = 33.0
 
 
 def new_core(framing: str, client_side: bool, params: SessionParameters) -> Core:
@@ -176,6 +186,8 @@ class Session:
         self._drained: Future[None] | None = None
         self._closing = False  # _close_after_flush has begun
         self._inbound = 0  # open streams the peer started (server side)
+        self._reset_tokens = float(params.reset_burst)  # see _spend_reset_token
+        self._reset_time = self.io_loop.time()
         self._peer_went_away = False  # the peer sent GOAWAY
         self._events = event_table(
             {
@@ -306,6 +318,8 @@ class Session:
             stream.end_received()
 
     def _on_stream_reset(self, event: Any) -> None:
+        if not self._spend_reset_token():
+            return
         if not event.remote_reset:
             gen_log.info(
                 "%s stream %s from %s: bad input, reset (%s)",
@@ -334,6 +348,35 @@ class Session:
                 event.error_code,
             )
             stream.peer_gone()
+
+    def _spend_reset_token(self) -> bool:
+        """Pay for a reset; False (and the session ends) when the peer has
+        caused more than the bucket allows."""
+        now = self.io_loop.time()
+        params = self.params
+        tokens = min(
+            params.reset_burst,
+            self._reset_tokens + (now - self._reset_time) * params.reset_rate,
+        )
+        self._reset_time = now
+        if tokens < 1:
+            self._reset_tokens = tokens
+            if not self._closing:
+                gen_log.info(
+                    "%s from %s: more than %s stream resets; closing",
+                    self.framing,
+                    self.context,
+                    params.reset_burst,
+                )
+                self._reset_tokens = 0
+                try:
+                    self.core.close_connection(ENHANCE_YOUR_CALM[self.family])
+                except SEND_ERRORS:
+                    pass
+                self._close_after_flush()
+            return False
+        self._reset_tokens = tokens - 1
+        return True
 
     def _on_window(self, event: Any) -> None:
         if self._ready:
