@@ -542,11 +542,14 @@ class Session:
         if failed or self._unflushed <= self.params.write_buffer_size // 2:
             # Drained, or never will be: the read loop goes on either way (and
             # finds the connection closed).
-            if self._drained is not None:
-                future_set_result_unless_cancelled(self._drained, None)
-                self._drained = None
+            self._wake_drained()
             if self._ready and not failed:
                 self.schedule_flush()
+
+    def _wake_drained(self) -> None:
+        if self._drained is not None:
+            future_set_result_unless_cancelled(self._drained, None)
+            self._drained = None
 
     async def _wait_drained(self) -> None:
         if self._drained is None:
@@ -655,8 +658,7 @@ class Session:
         for stream in list(self.streams.values()):
             stream.peer_gone()
         self.stream.close()
-        if self._drained is not None:
-            future_set_result_unless_cancelled(self._drained, None)
+        self._wake_drained()
         self.server.on_close(self)
         future_set_result_unless_cancelled(self._closed_future, None)
 

@@ -221,8 +221,7 @@ class StreamConnection(httputil.HTTPConnection):
             future.set_result(None)
             return future
         if self._closed:
-            future.set_exception(StreamClosedError())
-            future.exception()  # retrieved: callers may never await it
+            _fail(future)
             return future
         if self._finishing:
             raise httputil.HTTPOutputError("write() after finish()")
@@ -631,8 +630,7 @@ class StreamConnection(httputil.HTTPConnection):
         while self._waiters:
             future = self._waiters.popleft()[1]
             if not future.done():
-                future.set_exception(StreamClosedError())
-                future.exception()
+                _fail(future)
 
     def _close_delegate(self) -> bool:
         """The stream is gone before the delegate finished: tell it so.
@@ -674,6 +672,13 @@ class StreamConnection(httputil.HTTPConnection):
             self.context,
         )
         self.reset("cancel")
+
+
+def _fail(future: Future[None]) -> None:
+    """Fail a write future with StreamClosedError, marked retrieved: its
+    writer may never await it."""
+    future.set_exception(StreamClosedError())
+    future.exception()
 
 
 def _as_future(result: Awaitable[Any]) -> Future[Any]:
