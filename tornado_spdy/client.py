@@ -39,6 +39,8 @@ from tornado_spdy.stream import StreamConnection
 #: Request options this client adds to `HTTPRequest` (passed to ``fetch``).
 REQUEST_EXTRAS = ("push_callback", "priority", "force_connection", "protocol")
 
+#: What a session is pooled under: host, port, and the TLS options' identity
+#: (or, in cleartext, the protocol spoken).
 OriginKey = tuple[str, int, str]
 
 
@@ -98,6 +100,10 @@ class SPDYClient(SimpleAsyncHTTPClient):
         raise_error: bool = True,
         **kwargs: Any,
     ) -> Future[HTTPResponse]:
+        """`AsyncHTTPClient.fetch <tornado.httpclient.AsyncHTTPClient.fetch>`,
+        also taking ``push_callback``, ``priority``, ``force_connection`` and
+        ``protocol`` (see the class) as keyword arguments, whether ``request``
+        is a URL or an `HTTPRequest` (they are then set on it)."""
         extras = {name: kwargs.pop(name) for name in REQUEST_EXTRAS if name in kwargs}
         if not isinstance(request, HTTPRequest):
             request = HTTPRequest(url=request, **kwargs)
@@ -110,6 +116,9 @@ class SPDYClient(SimpleAsyncHTTPClient):
     def fetch_impl(
         self, request: HTTPRequest, callback: Callable[[HTTPResponse], None]
     ) -> None:
+        """Answer a GET from a pushed response when one is (being) received
+        for its URL; otherwise fetch as `SimpleAsyncHTTPClient` does, over a
+        stream of the origin's session."""
         pushed = None
         if request.method == "GET" and not _extra(request, "force_connection"):
             pushed = self.pool.take_push(request.url, _extra(request, "protocol"))
@@ -265,6 +274,8 @@ class SessionPool:
         return None
 
     def on_close(self, session: Session) -> None:
+        """Forget a session that has closed; pushes still awaited from it
+        resolve to None (their fetches then ask the server)."""
         self._open.discard(session)
         for key, value in list(self.sessions.items()):
             if value is session:
@@ -305,6 +316,7 @@ class SessionPool:
         return None
 
     def close(self) -> None:
+        """Close every session of the pool, pooled or not."""
         for session in list(self._open):
             session.stream.close()
         self._open.clear()

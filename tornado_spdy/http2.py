@@ -190,6 +190,11 @@ class H2Core(h2.connection.H2Connection):
     def can_push(self) -> bool:
         return not self.config.client_side and bool(self.remote_settings.enable_push)
 
+    @property
+    def remote_initial_window_size(self) -> int:
+        """The window the peer gives each new stream (its SETTINGS)."""
+        return int(self.remote_settings.initial_window_size)
+
 
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
     """h2's frame buffer, refusing an oversized frame from its 9-byte header
@@ -241,33 +246,20 @@ def wire_priority(core: Core, urgency: int) -> int:
     return urgency
 
 
-#: Event classes of both cores, by the name they share.
-def _pair(name: str) -> tuple[type, type]:
-    return getattr(h2.events, name), getattr(spdy_events, name)
-
-
-EVENT_NAMES = (
-    "RequestReceived",
-    "ResponseReceived",
-    "TrailersReceived",
-    "DataReceived",
-    "StreamEnded",
-    "StreamReset",
-    "PushedStreamReceived",
-    "WindowUpdated",
-    "RemoteSettingsChanged",
-    "PingReceived",
-    "PingAckReceived",
-    "ConnectionTerminated",
-)
+def _classes(name: str) -> list[type]:
+    """The event classes called ``name`` in h2 and in the SPDY core (some,
+    such as ``PriorityUpdated``, exist only in h2)."""
+    found = (getattr(h2.events, name, None), getattr(spdy_events, name, None))
+    return [cls for cls in found if cls is not None]
 
 
 def event_table(handlers: dict[str, Any]) -> dict[type, Any]:
     """Map both cores' event classes to ``handlers[name]``; others are ignored."""
     table: dict[type, Any] = {}
-    for name in EVENT_NAMES:
-        handler = handlers.get(name)
-        if handler is not None:
-            for cls in _pair(name):
-                table[cls] = handler
+    for name, handler in handlers.items():
+        classes = _classes(name)
+        if not classes:
+            raise ValueError(f"no event is called {name!r}")
+        for cls in classes:
+            table[cls] = handler
     return table

@@ -165,7 +165,6 @@ class SPDYServer(HTTPServer):
             idle_connection_timeout=idle_connection_timeout,
             decompress=decompress_request or None,
         )
-        self._handshake_timeout = idle_connection_timeout or 60.0
 
     @classmethod
     def configurable_default(cls) -> type[HTTPServer]:
@@ -177,7 +176,7 @@ class SPDYServer(HTTPServer):
         """Pick the protocol of a new connection and hand it to its handler."""
         try:
             name, initial = await asyncio.wait_for(
-                self._choose_protocol(stream), self._handshake_timeout
+                self._choose_protocol(stream), self.session_params.handshake_timeout
             )
         except (TimeoutError, iostream.StreamClosedError, ssl.SSLError, OSError) as exc:
             gen_log.info("connection from %s: no protocol chosen: %r", address, exc)

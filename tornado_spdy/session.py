@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import itertools
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,9 @@ LINGER = 1.0
 
 _RESET_CODES = {"cancel": CANCEL, "internal": INTERNAL_ERROR, "refused": REFUSED_STREAM}
 
+#: The highest stream id: after it a connection can open no more streams.
+MAX_STREAM_ID = 2**31 - 1
+
 
 @dataclass
 class SessionParameters:
@@ -86,6 +90,25 @@ class SessionParameters:
         session ends with GOAWAY (h2: ENHANCE_YOUR_CALM; SPDY: PROTOCOL_ERROR),
         as nghttp2 does with the same figures.
     :arg reset_rate: tokens a second added back to that bucket.
+    :arg control_burst: frames a peer may send at once that bring no request
+        and no data: PING, SETTINGS (and their acknowledgements), PRIORITY,
+        empty DATA that does not end its stream, HEADERS that neither start
+        nor end a stream, unknown frame types, and each DATA frame shorter
+        than ``min_data_frame`` that a peer's tiny window forces on us. Ping
+        floods (CVE-2019-9512), settings floods (9515), empty frames (9518),
+        priority churn (9513) and data dribble (9511) all pay from this
+        bucket; when it runs dry the session ends as for resets.
+    :arg control_rate: tokens a second added back to that bucket.
+    :arg min_data_frame: a DATA frame the peer's window would cut to fewer
+        bytes than this waits for more window instead, when the peer's
+        initial window is at least twice as large (an honest peer will open
+        it); otherwise it is sent and pays a control token.
+    :arg max_requests: streams a peer may open on one connection; then the
+        session says GOAWAY, finishes what it accepted and closes.
+    :arg handshake_timeout: seconds for a new connection's TLS handshake and
+        the peer's first frame (h2: its preface).
+    :arg stall_timeout: seconds a stream with data to send may wait for the
+        peer to open its flow-control window; then it is reset (CANCEL).
     """
 
     max_concurrent_streams: int = 100
@@ -104,6 +127,38 @@ class SessionParameters:
     max_pushed_responses: int = 100
     reset_burst: int = 1000
     reset_rate: float = 33.0
+    control_burst: int = 1000
+    control_rate: float = 100.0
+    min_data_frame: int = 1024
+    max_requests: int = 10000
+    handshake_timeout: float = 10.0
+    stall_timeout: float = 60.0
+
+
+class TokenBucket:
+    """``burst`` tokens refilled at ``rate`` a second: how much a peer may
+    cost us at once, and over time.
+
+    :arg clock: seconds, monotonic (``IOLoop.time``).
+    """
+
+    def __init__(self, burst: int, rate: float, clock: Callable[[], float]):
+        self.burst = burst
+        self.rate = rate
+        self._clock = clock
+        self._tokens = float(burst)
+        self._time = clock()
+
+    def spend(self) -> bool:
+        """Take one token; False when there is none."""
+        now = self._clock()
+        tokens = min(self.burst, self._tokens + (now - self._time) * self.rate)
+        self._time = now
+        if tokens < 1:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1
+        return True
 
 
 def new_core(framing: str, client_side: bool, params: SessionParameters) -> Core:
@@ -186,8 +241,13 @@ class Session:
         self._drained: Future[None] | None = None
         self._closing = False  # _close_after_flush has begun
         self._inbound = 0  # open streams the peer started (server side)
-        self._reset_tokens = float(params.reset_burst)  # see _spend_reset_token
-        self._reset_time = self.io_loop.time()
+        self._requests = 0  # streams the peer started, ever (server side)
+        clock = self.io_loop.time
+        self._resets = TokenBucket(params.reset_burst, params.reset_rate, clock)
+        self._controls = TokenBucket(params.control_burst, params.control_rate, clock)
+        self._preface_timer: object | None = None  # until the peer's first frame
+        self._stalled: dict[StreamConnection, float] = {}  # stream -> since when
+        self._stall_timer: object | None = None
         self._peer_went_away = False  # the peer sent GOAWAY
         self._events = event_table(
             {
@@ -197,9 +257,15 @@ class Session:
                 "DataReceived": self._on_data,
                 "StreamEnded": self._on_stream_ended,
                 "StreamReset": self._on_stream_reset,
+                "TrailersReceived": self._on_trailers,
                 "WindowUpdated": self._on_window,
-                "RemoteSettingsChanged": self._on_window,
+                "RemoteSettingsChanged": self._on_settings,
                 "ConnectionTerminated": self._on_goaway,
+                "PingReceived": self._on_control_frame,
+                "PingAckReceived": self._on_control_frame,
+                "SettingsAcknowledged": self._on_control_frame,
+                "PriorityUpdated": self._on_control_frame,
+                "UnknownFrameReceived": self._on_control_frame,
             }
         )
 
@@ -228,6 +294,9 @@ class Session:
             stream.start_request(headers)
             stream.end_received()
         self._arm_idle_timer()
+        timeout = self.params.handshake_timeout
+        if timeout and not self.client_side:
+            self._preface_timer = self.io_loop.call_later(timeout, self._no_preface)
         future = convert_yielded(self._read_loop(initial_data))
         self.io_loop.add_future(future, lambda f: f.result())
 
@@ -263,19 +332,39 @@ class Session:
             gen_log.info("%s from %s: %s; closing", self.framing, self.context, exc)
             self._close_after_flush()
             return
+        if events and self._preface_timer is not None:
+            self.io_loop.remove_timeout(self._preface_timer)
+            self._preface_timer = None
         table = self._events
         for event in events:
             handler = table.get(type(event))
             if handler is not None:
                 handler(event)
+                if self._closing:
+                    break  # the peer went too far: the rest is not served
         self.schedule_flush()
+
+    def _no_preface(self) -> None:
+        self._preface_timer = None
+        gen_log.info(
+            "%s from %s: no preface in %ss; closing",
+            self.framing,
+            self.context,
+            self.params.handshake_timeout,
+        )
+        self.stream.close()
 
     def _on_request(self, event: Any) -> None:
         stream_id = event.stream_id
         if self._draining or self._inbound >= self.params.max_concurrent_streams:
-            self._reset(stream_id, "refused")
+            if self._spend(self._resets, "refused streams"):
+                self._reset(stream_id, "refused")
             return
         self._inbound += 1
+        self._requests += 1
+        if self._requests >= self.params.max_requests:
+            gen_log.debug("%r: %s requests; draining", self, self._requests)
+            self.start_draining()
         priority = request_priority(self.core, event)
         stream = StreamConnection(self, stream_id, priority)
         self.streams[stream_id] = stream
@@ -306,6 +395,9 @@ class Session:
             stream.read_response(delegate)
 
     def _on_data(self, event: Any) -> None:
+        if not event.data and event.stream_ended is None:
+            if not self._spend(self._controls, "empty DATA frames"):
+                return
         stream = self.streams.get(event.stream_id)
         if stream is None:
             self.acknowledge(event.stream_id, event.flow_controlled_length)
@@ -317,8 +409,21 @@ class Session:
         if stream is not None:
             stream.end_received()
 
+    def _on_trailers(self, event: Any) -> None:
+        # Trailers end their stream (StreamEnded follows); SPDY's HEADERS may
+        # also come mid-stream, and then they are only cost.
+        if event.stream_ended is None:
+            self._spend(self._controls, "HEADERS frames")
+
+    def _on_control_frame(self, event: Any) -> None:
+        self._spend(self._controls, "control frames")
+
+    def _on_settings(self, event: Any) -> None:
+        if self._spend(self._controls, "SETTINGS frames"):
+            self._on_window(event)
+
     def _on_stream_reset(self, event: Any) -> None:
-        if not self._spend_reset_token():
+        if not self._spend(self._resets, "stream resets"):
             return
         if not event.remote_reset:
             gen_log.info(
@@ -349,34 +454,25 @@ class Session:
             )
             stream.peer_gone()
 
-    def _spend_reset_token(self) -> bool:
-        """Pay for a reset; False (and the session ends) when the peer has
-        caused more than the bucket allows."""
-        now = self.io_loop.time()
-        params = self.params
-        tokens = min(
-            params.reset_burst,
-            self._reset_tokens + (now - self._reset_time) * params.reset_rate,
-        )
-        self._reset_time = now
-        if tokens < 1:
-            self._reset_tokens = tokens
-            if not self._closing:
-                gen_log.info(
-                    "%s from %s: more than %s stream resets; closing",
-                    self.framing,
-                    self.context,
-                    params.reset_burst,
-                )
-                self._reset_tokens = 0
-                try:
-                    self.core.close_connection(ENHANCE_YOUR_CALM[self.family])
-                except SEND_ERRORS:
-                    pass
-                self._close_after_flush()
-            return False
-        self._reset_tokens = tokens - 1
-        return True
+    def _spend(self, bucket: TokenBucket, what: str) -> bool:
+        """Pay for something the peer made us do; False, and the session ends
+        with GOAWAY, once it has cost more than ``bucket`` allows."""
+        if bucket.spend():
+            return True
+        if not self._closing:
+            gen_log.info(
+                "%s from %s: too many %s (over %s); closing",
+                self.framing,
+                self.context,
+                what,
+                bucket.burst,
+            )
+            try:
+                self.core.close_connection(ENHANCE_YOUR_CALM[self.family])
+            except SEND_ERRORS:
+                pass
+            self._close_after_flush()
+        return False
 
     def _on_window(self, event: Any) -> None:
         if self._ready:
@@ -403,6 +499,8 @@ class Session:
     def can_push(self) -> bool:
         """A push may be promised now."""
         if self.client_side or self._draining or self._push_refused:
+            return False
+        if self._next_push_id > MAX_STREAM_ID:
             return False
         if isinstance(self.core, H2Core):
             return self.core.can_push
@@ -452,7 +550,9 @@ class Session:
     @property
     def accepts_streams(self) -> bool:
         """A client may open another stream here."""
-        return not (self._draining or self._closed)
+        return not (
+            self._draining or self._closed or self._next_stream_id > MAX_STREAM_ID
+        )
 
     def new_stream(self, priority: int = 3) -> StreamConnection:
         """A new client stream; it opens when its head is written."""
@@ -461,6 +561,8 @@ class Session:
         stream = StreamConnection(self, stream_id, priority)
         self.streams[stream_id] = stream
         self._disarm_idle_timer()
+        if self._next_stream_id > MAX_STREAM_ID:
+            self.start_draining()  # ids ran out: finish, then a new session
         return stream
 
     # ------------------------------------------------------------ writing
@@ -517,13 +619,58 @@ class Session:
                         stream.close()
                         continue
                     budget -= sent
+                    if sent and self._stalled:
+                        self._stalled.pop(stream, None)
                     if not stream.wants_to_send:
                         ready.pop(stream, None)
                     elif sent:
                         still_active.append(stream)
+                    else:
+                        self._note_stalled(stream)
                 if budget <= 0:
                     return
                 active = still_active
+
+    def may_cut_frame(self, window: int) -> bool:
+        """May a DATA frame be cut short to the ``window`` bytes the peer
+        allows? Not below ``min_data_frame`` when the peer's initial window is
+        twice that: it will open the window again. A peer whose windows are
+        all tiny pays a control token for each such frame (data dribble,
+        CVE-2019-9511)."""
+        small = self.params.min_data_frame
+        if window >= small:
+            return True
+        if self.core.remote_initial_window_size >= 2 * small:
+            return False
+        return self._spend(self._controls, "DATA frames cut by tiny windows")
+
+    def _note_stalled(self, stream: StreamConnection) -> None:
+        """``stream`` has data but the peer gives it no window: it has
+        ``stall_timeout`` seconds to open it."""
+        timeout = self.params.stall_timeout
+        if not timeout or stream in self._stalled:
+            return
+        self._stalled[stream] = self.io_loop.time()
+        if self._stall_timer is None:
+            self._stall_timer = self.io_loop.call_later(timeout, self._reset_stalled)
+
+    def _reset_stalled(self) -> None:
+        self._stall_timer = None
+        now = self.io_loop.time()
+        timeout = self.params.stall_timeout
+        for stream, since in list(self._stalled.items()):
+            if now - since >= timeout:
+                gen_log.info(
+                    "%s stream %s from %s: no window for %ss; reset",
+                    self.framing,
+                    stream.stream_id,
+                    self.context,
+                    timeout,
+                )
+                stream.reset("cancel")
+        if self._stalled and not self._closed:
+            due = min(self._stalled.values()) + timeout - now
+            self._stall_timer = self.io_loop.call_later(due, self._reset_stalled)
 
     def _write(self, data: bytes) -> None:
         if self.trace is not None:
@@ -592,6 +739,7 @@ class Session:
             if stream.stream_id % 2 and not self.client_side:
                 self._inbound -= 1
         self._ready.pop(stream, None)
+        self._stalled.pop(stream, None)
         self._open_pushes.discard(stream)
         if self._ready:
             self.schedule_flush()  # a stream limit may have made room
@@ -655,6 +803,10 @@ class Session:
         self._closed = True
         self._draining = True
         self._disarm_idle_timer()
+        for timer in (self._preface_timer, self._stall_timer):
+            if timer is not None:
+                self.io_loop.remove_timeout(timer)
+        self._preface_timer = self._stall_timer = None
         for stream in list(self.streams.values()):
             stream.peer_gone()
         self.stream.close()

@@ -472,6 +472,9 @@ class StreamConnection(httputil.HTTPConnection):
             if window <= 0:
                 break
             chunk = chunks[0]
+            if window < len(chunk) and window < frame_size:
+                if not self.session.may_cut_frame(window):
+                    break
             size = min(len(chunk), window, frame_size, budget - sent)
             last = size == len(chunk)
             end = last and self._finishing and len(chunks) == 1

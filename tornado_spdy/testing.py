@@ -43,9 +43,12 @@ class AsyncSSLTestCase(AsyncHTTPTestCase):
         return development_ssl_context()
 
     def get_protocol(self) -> str:
+        """``"https"``: `get_url` makes ``https://`` URLs."""
         return "https"
 
     def get_http_server(self) -> HTTPServer:
+        """A `SPDYServer` with `get_ssl_options` and
+        ``get_httpserver_options()``."""
         return SPDYServer(
             self._app,
             ssl_options=self.get_ssl_options(),
@@ -53,6 +56,8 @@ class AsyncSSLTestCase(AsyncHTTPTestCase):
         )
 
     def get_http_client(self) -> AsyncHTTPClient:
+        """A `SPDYClient` that does not check certificates (the development
+        certificate is self-signed)."""
         return SPDYClient(force_instance=True, defaults={"validate_cert": False})
 
 
@@ -90,5 +95,7 @@ class AsyncSPDYTestCase(AsyncSSLTestCase):
     def fetch(
         self, path: str, raise_error: bool = False, **kwargs: Any
     ) -> HTTPResponse:
+        """`AsyncHTTPTestCase.fetch <tornado.testing.AsyncHTTPTestCase.fetch>`
+        over this run's `protocol` (pass ``protocol=`` to override it)."""
         kwargs.setdefault("protocol", self.protocol)
         return super().fetch(path, raise_error=raise_error, **kwargs)

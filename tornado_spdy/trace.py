@@ -15,6 +15,7 @@ from tornado_spdy.session import Session
 from tornado_spdy.spdy import VERSIONS
 from tornado_spdy.spdy.frames import FrameParser
 
+#: The bytes an h2 client sends first (RFC 9113 section 3.4).
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 

@@ -188,6 +188,11 @@ class SPDYConnection:
             return self._session_send_window
         return window
 
+    @property
+    def remote_initial_window_size(self) -> int:
+        """The window the peer gives each new stream (its SETTINGS)."""
+        return self._remote_initial_window
+
     def remote_flow_control_window(self, stream_id: int) -> int:
         """How many DATA bytes the peer may still send on ``stream_id``."""
         window = self._stream(stream_id).inbound.window

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+#: A header list: (name, value) pairs of bytes, h2's names.
 Headers = list[tuple[bytes, bytes]]
 
 
@@ -110,6 +111,13 @@ class WindowUpdated(Event):
 
 @dataclass(slots=True)
 class ChangedSetting:
+    """One setting of a `RemoteSettingsChanged` event.
+
+    :attr setting: the setting id (SPDY's ``SETTINGS`` ids).
+    :attr original_value: the value before, None if the peer had not set it.
+    :attr new_value: the value the peer sent.
+    """
+
     setting: int
     original_value: int | None
     new_value: int

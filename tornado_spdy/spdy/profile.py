@@ -75,6 +75,8 @@ class VersionProfile:
 
     @property
     def lowest_priority(self) -> int:
+        """The least urgent SYN_STREAM priority of this version: 3 in SPDY/2,
+        7 in SPDY/3 (0 is the most urgent in both)."""
         return (1 << self.priority_bits) - 1
 
     def wire_status(self, code: int) -> int:
