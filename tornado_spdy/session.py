@@ -364,7 +364,7 @@ class Session:
         self._requests += 1
         if self._requests >= self.params.max_requests:
             gen_log.debug("%r: %s requests; draining", self, self._requests)
-            self.start_draining()
+            self.start_draining(last_stream_id=stream_id)
         priority = request_priority(self.core, event)
         stream = StreamConnection(self, stream_id, priority)
         self.streams[stream_id] = stream
@@ -751,14 +751,18 @@ class Session:
 
     # ------------------------------------------------------------ closing
 
-    def start_draining(self) -> None:
+    def start_draining(self, last_stream_id: int | None = None) -> None:
         """Send GOAWAY: streams already accepted finish, new ones are refused;
-        the connection closes when the last stream is done."""
+        the connection closes when the last stream is done.
+
+        :arg last_stream_id: the last of the peer's streams that will be
+            served (by default the highest it opened).
+        """
         if self._draining or self._closed:
             return
         self._draining = True
         try:
-            self.core.close_connection()
+            self.core.close_connection(last_stream_id=last_stream_id)
         except SEND_ERRORS:
             pass
         self.schedule_flush()
