@@ -130,7 +130,7 @@ class SessionParameters:
     control_burst: int = 1000
     control_rate: float = 100.0
     min_data_frame: int = 1024
-    max_requests: int = 10000
+    max_requests: int = 100_000
     handshake_timeout: float = 10.0
     stall_timeout: float = 60.0
 
