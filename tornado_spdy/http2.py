@@ -122,6 +122,8 @@ class H2Core(h2.connection.H2Connection):
         additional_data: bytes | None = None,
         last_stream_id: int | None = None,
     ) -> None:
+        """Send GOAWAY. Without an error, a graceful one: streams up to
+        ``last_stream_id`` (by default all the peer opened) may finish."""
         if error_code:
             super().close_connection(error_code, additional_data, last_stream_id)
             return
@@ -145,12 +147,15 @@ class H2Core(h2.connection.H2Connection):
         return [], [event]
 
     def initiate_connection(self) -> None:
+        """Queue the preface, then our stream limit as a SETTINGS change."""
         super().initiate_connection()
         self._after_preface()
 
     def initiate_upgrade_connection(
         self, settings_header: bytes | None = None
     ) -> bytes | None:
+        """h2c by ``Upgrade``: as `initiate_connection`, with the client's
+        ``HTTP2-Settings``."""
         result = super().initiate_upgrade_connection(settings_header)
         self._after_preface()
         return result
@@ -188,6 +193,7 @@ class H2Core(h2.connection.H2Connection):
 
     @property
     def can_push(self) -> bool:
+        """A push may be promised: we are a server and the client allows pushes."""
         return not self.config.client_side and bool(self.remote_settings.enable_push)
 
     @property

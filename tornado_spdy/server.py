@@ -67,6 +67,7 @@ def session_handler(framing: str) -> ProtocolHandler:
 
 
 def default_handler(name: str) -> ProtocolHandler:
+    """The built-in handler of protocol ``name`` (an ALPN id)."""
     if name == "http/1.1":
         return serve_http1
     if name in MULTIPLEXED:
@@ -126,6 +127,7 @@ class SPDYServer(HTTPServer):
         session_params: SessionParameters | None = None,
         log_protocol: bool = True,
     ) -> None:
+        """See the class; called by `Configurable` with the constructor's arguments."""
         settings = getattr(request_callback, "settings", None)
         if log_protocol and isinstance(settings, dict):
             settings.setdefault("log_function", log_request)
@@ -204,6 +206,8 @@ class SPDYServer(HTTPServer):
     def start_request(
         self, server_conn: object, request_conn: httputil.HTTPConnection
     ) -> httputil.HTTPMessageDelegate:
+        """Tornado's delegate for a request; HTTP/1.1 ones are wrapped to see
+        ``Upgrade: h2c``."""
         delegate = super().start_request(server_conn, request_conn)
         if isinstance(server_conn, HTTP1ServerConnection):
             return _HTTP1Adapter(self, delegate, request_conn)
@@ -227,6 +231,7 @@ class SPDYServer(HTTPServer):
         self._connections.add(connection)  # type: ignore[arg-type]
 
     def on_close(self, server_conn: object) -> None:
+        """A connection (session or HTTP/1.1) has closed."""
         self._connections.discard(server_conn)
 
     def upgrade_to_h2c(

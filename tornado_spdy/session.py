@@ -543,6 +543,7 @@ class Session:
         return True
 
     def push_opened(self, stream: StreamConnection) -> None:
+        """A pushed stream sent its head: it counts against the client's limit."""
         self._open_pushes.add(stream)
 
     # ------------------------------------------------------------ client
@@ -573,6 +574,7 @@ class Session:
         self.schedule_flush()
 
     def schedule_flush(self) -> None:
+        """Run the write pump on the next IOLoop pass (once, however often asked)."""
         if not self._flush_scheduled and not self._closed:
             self._flush_scheduled = True
             self.io_loop.add_callback(self._flush)

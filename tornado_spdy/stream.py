@@ -259,13 +259,16 @@ class StreamConnection(httputil.HTTPConnection):
         self._close_callback = callback
 
     def set_max_body_size(self, max_body_size: int) -> None:
+        """Refuse (reset) a request body larger than ``max_body_size``."""
         self._max_body_size = max_body_size
 
     def set_body_timeout(self, timeout: float) -> None:
+        """Reset the stream if the request body takes longer than ``timeout`` seconds."""
         self._body_timeout = timeout
         self._start_body_timer()
 
     def detach(self) -> iostream.IOStream:
+        """Not possible: the connection is shared by other streams."""
         raise NotImplementedError(
             f"a {self.framing} stream shares its connection with other streams "
             "and cannot be detached (WebSocket needs HTTP/1.1)"
@@ -568,14 +571,17 @@ class StreamConnection(httputil.HTTPConnection):
 
     @property
     def closed(self) -> bool:
+        """The stream has ended, whichever way."""
         return self._closed
 
     @property
     def has_head(self) -> bool:
+        """Headers are queued and not yet sent."""
         return self._head is not None
 
     @property
     def wants_to_send(self) -> bool:
+        """The stream has a head, data or its end still to send."""
         if self._closed or self._local_ended:
             return False
         return self._head is not None or bool(self._chunks) or self._finishing

@@ -165,14 +165,17 @@ class SPDYConnection:
 
     @property
     def max_outbound_frame_size(self) -> int:
+        """The longest DATA payload we send in one frame."""
         return self.config.max_outbound_frame_size
 
     @property
     def open_outbound_streams(self) -> int:
+        """Streams we opened (or pushed) that are not closed."""
         return self._open_streams[self._local_parity]
 
     @property
     def open_inbound_streams(self) -> int:
+        """Streams the peer opened (or pushed) that are not closed."""
         return self._open_streams[self._local_parity ^ 1]
 
     def get_next_available_stream_id(self) -> int:
@@ -212,6 +215,7 @@ class SPDYConnection:
         return data
 
     def clear_outbound_data_buffer(self) -> None:
+        """Drop the bytes queued for sending (h2's method of the same name)."""
         self._out.clear()
 
     def _send(self, frame: Frame) -> None:
