@@ -89,6 +89,7 @@ class H2Core(h2.connection.H2Connection):
             validate_inbound_headers=True,
         )
         self.MAX_CLOSED_STREAMS = max_closed_streams  # read by H2Connection.__init__
+        self._goaway_last_id: int | None = None  # our graceful GOAWAY's
         super().__init__(config)
         self._session_window_size = session_window_size
         # The stream limit is sent as a change, after the first SETTINGS: h2
@@ -123,17 +124,29 @@ class H2Core(h2.connection.H2Connection):
         last_stream_id: int | None = None,
     ) -> None:
         """Send GOAWAY. Without an error, a graceful one: streams up to
-        ``last_stream_id`` (by default all the peer opened) may finish."""
+        ``last_stream_id`` (by default all the peer opened) may finish. A
+        later GOAWAY never names a higher stream than an earlier one."""
+        if last_stream_id is None:
+            last_stream_id = self._last_served_id()
         if error_code:
             super().close_connection(error_code, additional_data, last_stream_id)
             return
+        self._goaway_last_id = last_stream_id
         frame = hyperframe.frame.GoAwayFrame(stream_id=0)
-        frame.last_stream_id = (
-            self.highest_inbound_stream_id if last_stream_id is None else last_stream_id
-        )
+        frame.last_stream_id = last_stream_id
         frame.error_code = 0
         frame.additional_data = additional_data or b""
         self._prepare_for_sending([frame])
+
+    def _terminate_connection(self, error_code: Any) -> None:
+        # h2's GOAWAY for bad input names the highest stream the peer opened;
+        # after our graceful GOAWAY that would claim streams we ignored.
+        super().close_connection(error_code, last_stream_id=self._last_served_id())
+
+    def _last_served_id(self) -> int:
+        if self._goaway_last_id is None:
+            return int(self.highest_inbound_stream_id)
+        return self._goaway_last_id
 
     def _receive_goaway_frame(
         self, frame: hyperframe.frame.GoAwayFrame

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import socket
 import ssl
 import struct
@@ -40,6 +41,22 @@ DEFAULT_PROTOCOLS = (*MULTIPLEXED, "http/1.1")
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _SNIFF_BYTES = 64  # enough for a SPDY SETTINGS + session WINDOW_UPDATE
+
+
+class _HandshakeErrorsAtInfo(logging.Filter):
+    """Tornado logs a client's failed TLS handshake (``SSL Error on ...``) at
+    warning level; it is the peer's bad input, which this server logs at
+    info like any other."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno == logging.WARNING and record.msg == _SSL_ERROR_MESSAGE:
+            record.levelno = logging.INFO
+            record.levelname = "INFO"
+        return True
+
+
+_SSL_ERROR_MESSAGE = "SSL Error on %s %s: %s"  # tornado.iostream's
+_HANDSHAKE_FILTER = _HandshakeErrorsAtInfo()
 
 
 def serve_http1(
@@ -98,6 +115,9 @@ class SPDYServer(HTTPServer):
         ``body_timeout``, ``idle_connection_timeout`` and
         ``decompress_request`` are taken from `HTTPServer`'s arguments).
 
+    A client's failed TLS handshake is logged at info level (Tornado's
+    ``SSL Error on ...`` warning is lowered for every server in the process).
+
     Like `HTTPServer` it is `Configurable`:
     ``HTTPServer.configure("tornado_spdy.SPDYServer")`` makes ``app.listen()``
     and `tornado.testing.AsyncHTTPTestCase` use it.
@@ -134,6 +154,7 @@ class SPDYServer(HTTPServer):
         self.protocol_handlers = _protocol_table(npn_protocols or DEFAULT_PROTOCOLS)
         if ssl_options is not None:
             ssl_options = tls.server_context(ssl_options, list(self.protocol_handlers))
+            gen_log.addFilter(_HANDSHAKE_FILTER)  # once: filters are a set
         super().initialize(
             request_callback,
             no_keep_alive=no_keep_alive,
@@ -181,7 +202,9 @@ class SPDYServer(HTTPServer):
                 self._choose_protocol(stream), self.session_params.handshake_timeout
             )
         except (TimeoutError, iostream.StreamClosedError, ssl.SSLError, OSError) as exc:
-            gen_log.info("connection from %s: no protocol chosen: %r", address, exc)
+            gen_log.info(
+                "connection from %s: no protocol chosen: %s", address, repr(exc)
+            )
             stream.close()
             return
         if stream.closed():

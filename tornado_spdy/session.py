@@ -240,6 +240,7 @@ class Session:
         self._idle_timer: object | None = None
         self._drained: Future[None] | None = None
         self._closing = False  # _close_after_flush has begun
+        self._cut_off = False  # the peer spent a budget: its input is ignored
         self._inbound = 0  # open streams the peer started (server side)
         self._requests = 0  # streams the peer started, ever (server side)
         clock = self.io_loop.time
@@ -324,12 +325,17 @@ class Session:
             self._connection_lost()
 
     def _receive(self, data: bytes) -> None:
+        if self._cut_off:
+            return
         if self.trace is not None:
             self.trace("recv", data)
         try:
             events = self.core.receive_data(data)
         except SESSION_ERRORS as exc:
-            gen_log.info("%s from %s: %s; closing", self.framing, self.context, exc)
+            # str(): a record holding the exception would keep the session alive.
+            gen_log.info(
+                "%s from %s: %s; closing", self.framing, self.context, str(exc)
+            )
             self._close_after_flush()
             return
         if events and self._preface_timer is not None:
@@ -340,7 +346,7 @@ class Session:
             handler = table.get(type(event))
             if handler is not None:
                 handler(event)
-                if self._closing:
+                if self._cut_off:
                     break  # the peer went too far: the rest is not served
         self.schedule_flush()
 
@@ -459,7 +465,8 @@ class Session:
         with GOAWAY, once it has cost more than ``bucket`` allows."""
         if bucket.spend():
             return True
-        if not self._closing:
+        if not self._cut_off:
+            self._cut_off = True
             gen_log.info(
                 "%s from %s: too many %s (over %s); closing",
                 self.framing,
