@@ -28,6 +28,7 @@ from tornado.httpclient import HTTPRequest, HTTPResponse
 from tornado.ioloop import IOLoop
 from tornado.iostream import IOStream, SSLIOStream
 from tornado.log import app_log
+from tornado.netutil import ssl_options_to_context
 from tornado.simple_httpclient import SimpleAsyncHTTPClient, _HTTPConnection
 from tornado.tcpclient import TCPClient
 
@@ -179,6 +180,15 @@ class SessionPool:
         if isinstance(user, ssl.SSLContext):
             tls.set_protocols(user, protocols)
             return user
+        if isinstance(user, dict):
+            # As SimpleAsyncHTTPClient takes them: ssl.wrap_socket's arguments.
+            key: tuple[Any, ...] = (tuple(protocols), repr(sorted(user.items())))
+            context = self._contexts.get(key)
+            if context is None:
+                context = ssl_options_to_context(user, server_side=False)
+                tls.set_protocols(context, protocols)
+                self._contexts[key] = context
+            return context
         key = (
             tuple(protocols),
             request.validate_cert,

@@ -36,9 +36,12 @@ ProtocolHandler = Callable[
     ["SPDYServer", iostream.IOStream, Any, bytes], Awaitable[None] | None
 ]
 
+#: The multiplexed protocols, by ALPN id, in our order of preference.
 MULTIPLEXED = ("h2", "spdy/3.1", "spdy/3", "spdy/2")
+#: What `SPDYServer` offers by default: the multiplexed ones, then HTTP/1.1.
 DEFAULT_PROTOCOLS = (*MULTIPLEXED, "http/1.1")
 
+#: The first bytes of every h2 connection (RFC 9113 section 3.4).
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 _SNIFF_BYTES = 64  # enough for a SPDY SETTINGS + session WINDOW_UPDATE
 
