@@ -18,6 +18,8 @@ import h2.events
 import h2.exceptions
 import h2.frame_buffer
 import h2.settings
+import h2.stream
+import h2.utilities
 import hyperframe.frame
 from hpack import NeverIndexedHeaderTuple
 
@@ -60,8 +62,9 @@ class H2Core(h2.connection.H2Connection):
     :arg session_window_size: our receive window for the whole connection.
     :arg max_header_list_size: the largest header list we accept.
     :arg enable_push: (client side) whether the server may push.
-    :arg max_closed_streams: how many closed streams h2 remembers; its default
-        (65,536) costs about 11 MB on a long-lived connection.
+    :arg max_closed_streams: how many streams closed by a reset h2 remembers
+        (to ignore frames still in flight for them). h2 remembers every closed
+        stream, 65,536 by default: about 11 MB on a long-lived connection.
     """
 
     framing = "h2"
@@ -91,6 +94,7 @@ class H2Core(h2.connection.H2Connection):
         self.MAX_CLOSED_STREAMS = max_closed_streams  # read by H2Connection.__init__
         self._goaway_last_id: int | None = None  # our graceful GOAWAY's
         super().__init__(config)
+        self._closed_streams = _ClosedByReset(size_limit=max_closed_streams)
         self._session_window_size = session_window_size
         # The stream limit is sent as a change, after the first SETTINGS: h2
         # enforces its own limit as a connection error (GOAWAY), also on the
@@ -137,6 +141,36 @@ class H2Core(h2.connection.H2Connection):
         frame.error_code = 0
         frame.additional_data = additional_data or b""
         self._prepare_for_sending([frame])
+
+    def _receive_headers_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
+        try:
+            return super()._receive_headers_frame(frame)
+        except h2.exceptions.ProtocolError as exc:
+            if not self._malformed_message(exc, frame.stream_id):
+                raise
+        # RFC 9113 section 8.1.1: a malformed request or response is a stream
+        # error; h2 makes every one a connection error, which would end the
+        # other streams (a proxy's other clients) too.
+        self.reset_stream(frame.stream_id, h2.errors.ErrorCodes.PROTOCOL_ERROR)
+        event = h2.events.StreamReset(
+            stream_id=frame.stream_id,
+            error_code=h2.errors.ErrorCodes.PROTOCOL_ERROR,
+            remote_reset=False,
+        )
+        return [], [event]
+
+    def _malformed_message(self, exc: Exception, stream_id: int) -> bool:
+        """``exc`` is h2 refusing the fields of a header block it decoded (the
+        HPACK state is intact) on a stream it opened: not a decoding error, a
+        stream-id or stream-limit error, or a closed connection."""
+        stream = self.streams.get(stream_id)
+        return (
+            type(exc) is h2.exceptions.ProtocolError
+            and exc.__cause__ is None
+            and stream is not None
+            and not stream.closed
+            and self.state_machine.state is not h2.connection.ConnectionState.CLOSED
+        )
 
     def _terminate_connection(self, error_code: Any) -> None:
         # h2's GOAWAY for bad input names the highest stream the peer opened;
@@ -213,6 +247,23 @@ class H2Core(h2.connection.H2Connection):
     def remote_initial_window_size(self) -> int:
         """The window the peer gives each new stream (its SETTINGS)."""
         return int(self.remote_settings.initial_window_size)
+
+
+_RESETS = frozenset(
+    {h2.stream.StreamClosedBy.SEND_RST_STREAM, h2.stream.StreamClosedBy.RECV_RST_STREAM}
+)
+
+
+class _ClosedByReset(h2.utilities.SizeLimitDict):
+    """h2's memory of closed streams, kept only for those a reset closed: a
+    frame still in flight for one of them is answered with RST_STREAM, not
+    GOAWAY. A stream that ended normally needs no memory (a frame for it is a
+    connection error either way), and remembering each one grew a session's
+    memory with every request."""
+
+    def __setitem__(self, key: int, value: Any) -> None:
+        if value in _RESETS:
+            super().__setitem__(key, value)
 
 
 class _FrameBuffer(h2.frame_buffer.FrameBuffer):
