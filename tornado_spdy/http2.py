@@ -49,6 +49,7 @@ DEFAULT_URGENCY = 3
 CANCEL = {"h2": 0x8, "spdy": spdy.StatusCode.CANCEL}
 INTERNAL_ERROR = {"h2": 0x2, "spdy": spdy.StatusCode.INTERNAL_ERROR}
 REFUSED_STREAM = {"h2": 0x7, "spdy": spdy.StatusCode.REFUSED_STREAM}
+PROTOCOL_ERROR = {"h2": 0x1, "spdy": spdy.StatusCode.PROTOCOL_ERROR}
 #: GOAWAY for a peer that abuses the protocol (SPDY has no such status).
 ENHANCE_YOUR_CALM = {"h2": 0xB, "spdy": spdy.GoAwayStatus.PROTOCOL_ERROR}
 
@@ -141,6 +142,15 @@ class H2Core(h2.connection.H2Connection):
         frame.error_code = 0
         frame.additional_data = additional_data or b""
         self._prepare_for_sending([frame])
+
+    @property
+    def open_inbound_streams(self) -> int:
+        """Always 0 for h2's own check: h2 answers a stream over our
+        SETTINGS_MAX_CONCURRENT_STREAMS with GOAWAY; the Session refuses it
+        alone (RST_STREAM REFUSED_STREAM, RFC 9113 section 5.1.2). The count
+        is still taken, for its side effect: h2 forgets closed streams then."""
+        super().open_inbound_streams  # noqa: B018
+        return 0
 
     def _receive_headers_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:
         try:

@@ -435,21 +435,7 @@ async def _peek(stream: iostream.IOStream, size: int) -> bytes:
     loop_time = io_loop.time
     first_seen: float | None = None
     while True:
-        readable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def on_readable(
-            fd: Any, events: int, ready: asyncio.Future[None] = readable
-        ) -> None:
-            io_loop.remove_handler(sock)
-            if not ready.done():
-                ready.set_result(None)
-
-        io_loop.add_handler(sock, on_readable, IOLoop.READ)
-        try:
-            await readable
-        finally:
-            if not readable.done():
-                io_loop.remove_handler(sock)
+        await _readable(io_loop, sock)
         try:
             data = sock.recv(size, socket.MSG_PEEK)
         except BlockingIOError:
@@ -461,6 +447,23 @@ async def _peek(stream: iostream.IOStream, size: int) -> bytes:
         if len(data) >= size or _decisive(data) or loop_time() - first_seen > 0.05:
             return data
         await asyncio.sleep(0.005)  # level-triggered: let more bytes arrive
+
+
+async def _readable(io_loop: IOLoop, sock: socket.socket) -> None:
+    """Wait until ``sock`` is readable, without reading from it."""
+    readable: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_readable(fd: Any, events: int) -> None:
+        if not readable.done():
+            readable.set_result(None)
+
+    io_loop.add_handler(sock, on_readable, IOLoop.READ)
+    try:
+        await readable
+    finally:
+        # Also when cancelled (the handshake timeout): a handler left behind
+        # would refuse the next connection given this fd.
+        io_loop.remove_handler(sock)
 
 
 def _decisive(data: bytes) -> bool:

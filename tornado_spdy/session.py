@@ -10,8 +10,10 @@ IOStream, then writes everything the core produced in one ``write()``.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import itertools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -27,6 +29,7 @@ from tornado_spdy.http2 import (
     CANCEL,
     ENHANCE_YOUR_CALM,
     INTERNAL_ERROR,
+    PROTOCOL_ERROR,
     REFUSED_STREAM,
     SEND_ERRORS,
     SESSION_ERRORS,
@@ -53,10 +56,29 @@ VERSION_STRINGS = {
 #: Seconds a closing session waits for the peer to close first.
 LINGER = 1.0
 
-_RESET_CODES = {"cancel": CANCEL, "internal": INTERNAL_ERROR, "refused": REFUSED_STREAM}
+_RESET_CODES = {
+    "cancel": CANCEL,
+    "internal": INTERNAL_ERROR,
+    "refused": REFUSED_STREAM,
+    "protocol": PROTOCOL_ERROR,
+}
 
 #: The highest stream id: after it a connection can open no more streams.
 MAX_STREAM_ID = 2**31 - 1
+
+#: Seconds a byte of a new peer's input is assumed to cost until measured
+#: (see ``fair_share``): its first slice is ``fair_share / this`` bytes.
+FIRST_BYTE_COST = 1e-6
+#: The smallest slice of input handed to the core.
+MIN_SLICE = 32
+#: The share of its reset or control budget (``reset_burst``,
+#: ``control_burst``) a peer spends before its input is slowed down: 20 of
+#: the default 1,000, more than a browser spends on a page.
+SUSPECT_SPENDING = 0.02
+#: IOLoop passes a suspect peer lets go by after each slice of its input: on
+#: a busy server it gets one slice in this many passes, on an idle one it
+#: loses little.
+SUSPECT_TURNS = 10
 
 
 @dataclass
@@ -109,6 +131,14 @@ class SessionParameters:
         the peer's first frame (h2: its preface).
     :arg stall_timeout: seconds a stream with data to send may wait for the
         peer to open its flow-control window; then it is reset (CANCEL).
+    :arg fair_share: seconds of work one peer's input may take before the
+        other connections get a turn. Each read is handed to the core in
+        slices sized from what the peer's bytes have cost so far (a DATA
+        stream's whole read at once; a flood of costly HEADERS or resets a few
+        dozen bytes at a time), yielding to the IOLoop between slices. A peer
+        that has spent 2% of its reset or control budget then lets ten IOLoop
+        passes go by after each slice: on a busy server a flood gets about a
+        tenth of it, and honest clients the rest.
     """
 
     max_concurrent_streams: int = 100
@@ -133,6 +163,7 @@ class SessionParameters:
     max_requests: int = 100_000
     handshake_timeout: float = 10.0
     stall_timeout: float = 60.0
+    fair_share: float = 0.0002
 
 
 class TokenBucket:
@@ -148,6 +179,12 @@ class TokenBucket:
         self._clock = clock
         self._tokens = float(burst)
         self._time = clock()
+
+    def level(self) -> float:
+        """The share of the burst left now (1.0: untouched)."""
+        now = self._clock()
+        tokens = min(self.burst, self._tokens + (now - self._time) * self.rate)
+        return tokens / self.burst if self.burst else 1.0
 
     def spend(self) -> bool:
         """Take one token; False when there is none."""
@@ -249,6 +286,11 @@ class Session:
         self._preface_timer: object | None = None  # until the peer's first frame
         self._stalled: dict[StreamConnection, float] = {}  # stream -> since when
         self._stall_timer: object | None = None
+        self._byte_cost = FIRST_BYTE_COST  # seconds per byte of input, recent
+        #: Requests of the input being read, not started yet: stream id ->
+        #: [RequestReceived, and its StreamEnded if that came too].
+        self._held: dict[int, list[Any]] = {}
+        self._holding = False  # a read is being fed in slices: hold requests
         self._peer_went_away = False  # the peer sent GOAWAY
         self._events = event_table(
             {
@@ -308,9 +350,12 @@ class Session:
             self._flush()
             while True:
                 if data:
-                    self._receive(data)
-                    if self._closed:
-                        return
+                    if len(data) > self._slice_size() or self._suspect():
+                        await self._receive_fairly(data)
+                    else:
+                        self._receive_timed(data)
+                if self._closed:
+                    return
                 if self._unflushed > self.params.write_buffer_size:
                     await self._wait_drained()  # a peer that does not read
                 data = await self.stream.read_bytes(
@@ -324,6 +369,58 @@ class Session:
         finally:
             self._connection_lost()
 
+    def _slice_size(self) -> int:
+        return max(MIN_SLICE, int(self.params.fair_share / self._byte_cost))
+
+    async def _receive_fairly(self, data: bytes) -> None:
+        """Feed ``data`` in slices of about ``fair_share`` seconds of work,
+        giving the other connections a turn after each; a suspect peer gives
+        them `SUSPECT_TURNS` turns."""
+        start = 0
+        self._holding = True
+        try:
+            while start < len(data):
+                end = start + self._slice_size()
+                earlier = list(self._held)
+                began = time.perf_counter()
+                self._receive(data[start:end])
+                # Requests held from the slice before start now: a reset
+                # sent right behind its request has come in this slice.
+                self._start_held(earlier)
+                self._learn_cost(began, end - start)
+                if self._closed or self._cut_off or self.stream.closed():
+                    return
+                start = end
+                turns = SUSPECT_TURNS if self._suspect() else 1
+                if start >= len(data):
+                    turns -= 1
+                for _ in range(turns):
+                    await asyncio.sleep(0)  # the other connections' turn
+        finally:
+            self._holding = False
+        if self._held and not (self._closed or self._cut_off):
+            self._start_held()
+            self.schedule_flush()
+
+    def _suspect(self) -> bool:
+        """The peer has lately spent more of its reset or control budget than
+        an honest one would (`SUSPECT_SPENDING`): its input gets one IOLoop
+        pass in `SUSPECT_TURNS` until the buckets refill."""
+        floor = 1.0 - SUSPECT_SPENDING
+        return self._resets.level() < floor or self._controls.level() < floor
+
+    def _receive_timed(self, data: bytes) -> None:
+        """`_receive`, learning what a byte of this peer's input costs."""
+        began = time.perf_counter()
+        self._receive(data)
+        self._learn_cost(began, len(data))
+
+    def _learn_cost(self, began: float, size: int) -> None:
+        cost = (time.perf_counter() - began) / max(size, 1)
+        # Up at once, down by halves: one cheap slice (a frame's tail) must not
+        # let a flood's next slice run long.
+        self._byte_cost = max(cost, self._byte_cost / 2, 1e-10)
+
     def _receive(self, data: bytes) -> None:
         if self._cut_off:
             return
@@ -332,6 +429,7 @@ class Session:
         try:
             events = self.core.receive_data(data)
         except SESSION_ERRORS as exc:
+            self._cut_off = True  # the core has said GOAWAY: nothing more is read
             # str(): a record holding the exception would keep the session alive.
             gen_log.info(
                 "%s from %s: %s; closing", self.framing, self.context, str(exc)
@@ -342,13 +440,47 @@ class Session:
             self.io_loop.remove_timeout(self._preface_timer)
             self._preface_timer = None
         table = self._events
+        on_request = self._on_request
+        held: dict[Any, Any] = self._held
         for event in events:
             handler = table.get(type(event))
-            if handler is not None:
-                handler(event)
-                if self._cut_off:
-                    break  # the peer went too far: the rest is not served
+            if handler is None:
+                continue
+            if handler == on_request:
+                held[getattr(event, "stream_id", None)] = [event]  # started after
+                continue
+            if held:
+                stream_id = getattr(event, "stream_id", None)
+                entry = held.get(stream_id)
+                if entry is not None:
+                    if handler == self._on_stream_ended:
+                        entry.append(event)  # delivered when it starts
+                        continue
+                    if handler != self._on_stream_reset:
+                        self._start_request(held.pop(stream_id))
+            handler(event)
+            if self._cut_off:
+                held.clear()
+                break  # the peer went too far: the rest is not served
+        if held and not self._holding:
+            self._start_held()
         self.schedule_flush()
+
+    def _start_held(self, stream_ids: list[int] | None = None) -> None:
+        """Start the held requests (those of ``stream_ids``, or all) that were
+        not reset meanwhile: Rapid Reset's streams, opened and reset at once,
+        never reach the application."""
+        held = self._held
+        for stream_id in list(held) if stream_ids is None else stream_ids:
+            entry = held.pop(stream_id, None)
+            if entry is not None:
+                self._start_request(entry)
+
+    def _start_request(self, entry: list[Any]) -> None:
+        """Start a held request, then end its body if that came too."""
+        self._on_request(entry[0])
+        if len(entry) > 1:
+            self._on_stream_ended(entry[1])
 
     def _no_preface(self) -> None:
         self._preface_timer = None
@@ -429,6 +561,7 @@ class Session:
             self._on_window(event)
 
     def _on_stream_reset(self, event: Any) -> None:
+        self._held.pop(event.stream_id, None)  # reset before it started
         if not self._spend(self._resets, "stream resets"):
             return
         if not event.remote_reset:
@@ -595,7 +728,7 @@ class Session:
         data = self.core.data_to_send()
         if data:
             self._write(data)
-        elif self._draining and not self.streams:
+        if self._draining and not self.streams and not self._closing:
             self._close_after_flush()
 
     def _pump(self, budget: int) -> None:
@@ -685,11 +818,12 @@ class Session:
         if self.trace is not None:
             self.trace("send", data)
         size = len(data)
-        self._unflushed += size
         try:
             future = self.stream.write(data)
         except iostream.StreamClosedError:
+            self._wake_drained()  # the read loop must find the connection gone
             return
+        self._unflushed += size
         future.add_done_callback(lambda f: self._written(f, size))
 
     def _written(self, future: Future[None], size: int) -> None:

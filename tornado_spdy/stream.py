@@ -331,7 +331,11 @@ class StreamConnection(httputil.HTTPConnection):
 
     def start_request(self, headers: Headers) -> None:
         """Hand a received request to the server's delegate."""
-        method, path, _, fields = request_from_headers(headers)
+        try:
+            method, path, _, fields = request_from_headers(headers)
+        except httputil.HTTPInputError as exc:
+            self.malformed(exc)
+            return
         if self.session.family == "spdy" and "Accept-Encoding" not in fields:
             # SPDY clients must take gzip whatever they say (SPDY/3 3.2.1), so
             # compress_response applies to every SPDY response, as in the seed.
@@ -396,9 +400,13 @@ class StreamConnection(httputil.HTTPConnection):
                 continue
             data, length = item
             if length is None:  # a response head
-                start_line, fields = response_from_headers(
-                    data, self.session.http_version
-                )
+                try:
+                    start_line, fields = response_from_headers(
+                        data, self.session.http_version
+                    )
+                except (httputil.HTTPInputError, ValueError) as exc:
+                    self.malformed(exc)
+                    return
                 self._call(delegate.headers_received, start_line, fields)
                 continue
             if type(data) is not bytes:
@@ -417,6 +425,9 @@ class StreamConnection(httputil.HTTPConnection):
         """
         try:
             result = method(*args)
+        except httputil.HTTPInputError as exc:
+            self.malformed(exc)  # Tornado's own check (e.g. no Host)
+            return False
         except Exception:
             self._delegate_failed()
             return False
@@ -438,6 +449,22 @@ class StreamConnection(httputil.HTTPConnection):
             self.session.acknowledge(self.stream_id, length)
         self._drain_inbox()
         self.session.schedule_flush()
+
+    def malformed(self, exc: Exception) -> None:
+        """The peer sent a head Tornado cannot take (a bad header name or
+        value, no Host, a non-numeric status): its bad input, so an info line
+        and RST_STREAM PROTOCOL_ERROR for this stream alone (RFC 9113
+        section 8.1.1), where HTTP/1.1 would answer 400."""
+        gen_log.info(
+            "%s stream %s from %s: malformed message: %s",
+            self.framing,
+            self.stream_id,
+            self.session.context,
+            str(exc),
+        )
+        if not self.session.client_side:
+            self._delegate_done = True  # no handler was made to be told
+        self.reset("protocol")
 
     def _delegate_failed(self) -> None:
         app_log.error(
