@@ -17,6 +17,7 @@ import logging
 import socket
 import ssl
 import struct
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -57,6 +58,9 @@ class _HandshakeErrorsAtInfo(logging.Filter):
             record.levelname = "INFO"
         return True
 
+
+#: Every SPDYServer of the process (see `SPDYServer.connections_in_process`).
+_SERVERS: weakref.WeakSet[SPDYServer] = weakref.WeakSet()
 
 _SSL_ERROR_MESSAGE = "SSL Error on %s %s: %s"  # tornado.iostream's
 _HANDSHAKE_FILTER = _HandshakeErrorsAtInfo()
@@ -180,6 +184,7 @@ class SPDYServer(HTTPServer):
             raise ValueError(f"unknown plain_protocol {plain_protocol!r}")
         self.plain_protocol = plain_protocol
         self.h2c_upgrade = h2c_upgrade
+        _SERVERS.add(self)
         self.session_params = _session_params(
             session_params,
             max_concurrent_streams=max_concurrent_streams,
@@ -251,6 +256,13 @@ class SPDYServer(HTTPServer):
         # Connections that arrived meanwhile (before stop()) are closed too.
         if self._connections:
             await self.close_all_connections()
+
+    @staticmethod
+    def connections_in_process() -> int:
+        """Open connections (sessions and HTTP/1.1 ones) of every SPDYServer
+        in this process: a session that is the only one has nobody to share
+        the IOLoop with, and need not slice its input."""
+        return sum(len(server._connections) for server in _SERVERS)
 
     def track(self, connection: Session) -> None:
         """Count ``connection`` among those `close_all_connections` closes."""

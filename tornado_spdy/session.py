@@ -68,13 +68,15 @@ MAX_STREAM_ID = 2**31 - 1
 
 #: Seconds a byte of a new peer's input is assumed to cost until measured
 #: (see ``fair_share``): its first slice is ``fair_share / this`` bytes.
-FIRST_BYTE_COST = 1e-6
+FIRST_BYTE_COST = 1e-5
 #: The smallest slice of input handed to the core.
 MIN_SLICE = 32
 #: The share of its reset or control budget (``reset_burst``,
 #: ``control_burst``) a peer spends before its input is slowed down: 20 of
 #: the default 1,000, more than a browser spends on a page.
 SUSPECT_SPENDING = 0.02
+#: Streams of a lost connection told per IOLoop pass.
+TEARDOWN_BATCH = 10
 #: IOLoop passes a suspect peer lets go by after each slice of its input: on
 #: a busy server it gets one slice in this many passes, on an idle one it
 #: loses little.
@@ -136,9 +138,9 @@ class SessionParameters:
         slices sized from what the peer's bytes have cost so far (a DATA
         stream's whole read at once; a flood of costly HEADERS or resets a few
         dozen bytes at a time), yielding to the IOLoop between slices. A peer
-        that has spent 2% of its reset or control budget then lets ten IOLoop
-        passes go by after each slice: on a busy server a flood gets about a
-        tenth of it, and honest clients the rest.
+        that has spent 2% of its reset or control budget gets slices a tenth
+        as long and then lets ten IOLoop passes go by after each: on a busy
+        server a flood gets about a tenth of it, and honest clients the rest.
     """
 
     max_concurrent_streams: int = 100
@@ -312,6 +314,9 @@ class Session:
             }
         )
 
+    #: Sessions of this process started and not yet closed.
+    live = 0
+
     def __repr__(self) -> str:
         return f"<Session {self.framing} {self.context}>"
 
@@ -325,6 +330,7 @@ class Session:
             and the upgraded request, which becomes stream 1.
         """
         self.stream.set_nodelay(True)
+        Session.live += 1
         if upgrade is None:
             self.core.initiate_connection()
         else:
@@ -350,12 +356,19 @@ class Session:
             self._flush()
             while True:
                 if data:
-                    if len(data) > self._slice_size() or self._suspect():
-                        await self._receive_fairly(data)
-                    else:
+                    if self._alone() or not (
+                        len(data) > self._slice_size() or self._suspect()
+                    ):
                         self._receive_timed(data)
+                    else:
+                        await self._receive_fairly(data)
                 if self._closed:
                     return
+                if self._flush_scheduled:
+                    # Write what this input caused now: a read that completes
+                    # at once does not yield, and the bound below must see
+                    # the replies of a peer that does not read them.
+                    self._flush()
                 if self._unflushed > self.params.write_buffer_size:
                     await self._wait_drained()  # a peer that does not read
                 data = await self.stream.read_bytes(
@@ -369,8 +382,19 @@ class Session:
         finally:
             self._connection_lost()
 
-    def _slice_size(self) -> int:
-        return max(MIN_SLICE, int(self.params.fair_share / self._byte_cost))
+    def _alone(self) -> bool:
+        """No other connection in the process to be fair to (a client's
+        sessions always share fairly)."""
+        if Session.live > 1:
+            return False
+        count = getattr(self.server, "connections_in_process", None)
+        return count is not None and count() <= 1
+
+    def _slice_size(self, suspect: bool = False) -> int:
+        share = self.params.fair_share
+        if suspect:
+            share /= SUSPECT_TURNS
+        return max(MIN_SLICE, int(share / self._byte_cost))
 
     async def _receive_fairly(self, data: bytes) -> None:
         """Feed ``data`` in slices of about ``fair_share`` seconds of work,
@@ -379,8 +403,9 @@ class Session:
         start = 0
         self._holding = True
         try:
+            suspect = self._suspect()
             while start < len(data):
-                end = start + self._slice_size()
+                end = start + self._slice_size(suspect)
                 earlier = list(self._held)
                 began = time.perf_counter()
                 self._receive(data[start:end])
@@ -391,7 +416,8 @@ class Session:
                 if self._closed or self._cut_off or self.stream.closed():
                     return
                 start = end
-                turns = SUSPECT_TURNS if self._suspect() else 1
+                suspect = self._suspect()
+                turns = SUSPECT_TURNS if suspect else 1
                 if start >= len(data):
                     turns -= 1
                 for _ in range(turns):
@@ -948,16 +974,27 @@ class Session:
         if self._closed:
             return
         self._closed = True
+        Session.live -= 1
         self._draining = True
         self._disarm_idle_timer()
         for timer in (self._preface_timer, self._stall_timer):
             if timer is not None:
                 self.io_loop.remove_timeout(timer)
         self._preface_timer = self._stall_timer = None
-        for stream in list(self.streams.values()):
-            stream.peer_gone()
+        self._held.clear()
         self.stream.close()
         self._wake_drained()
+        self._tell_streams(list(self.streams.values()))
+
+    def _tell_streams(self, streams: list[StreamConnection]) -> None:
+        """Tell the streams of a lost connection, `TEARDOWN_BATCH` per IOLoop
+        pass (each may run a handler's on_connection_close: a hundred at once
+        would stall the other connections), then the owner."""
+        for stream in streams[:TEARDOWN_BATCH]:
+            stream.peer_gone()
+        if len(streams) > TEARDOWN_BATCH:
+            self.io_loop.add_callback(self._tell_streams, streams[TEARDOWN_BATCH:])
+            return
         self.server.on_close(self)
         future_set_result_unless_cancelled(self._closed_future, None)
 
