@@ -62,7 +62,15 @@ setup(
         "cryptography>=41",
     ],
     extras_require={
-        "test": ["pytest>=8", "pytest-timeout", "hypothesis"],
+        "test": [
+            "pytest>=8",
+            # Every network test is bounded (pyproject.toml sets the limit).
+            "pytest-timeout",
+            # Property tests of the SPDY core.
+            "hypothesis",
+            # tests/test_docs.py builds the docs with -W and reads docstrings.
+            "sphinx",
+        ],
         "lint": ["ruff"],
         "types": ["mypy"],
         "docs": ["sphinx"],
