@@ -307,34 +307,35 @@ def parse_curl(line: str) -> Answer:
 
 
 async def spdy_fetch(url: str, protocol: str, n: int = 1) -> list[Answer]:
-    """GET ``url`` ``n`` times with `SPDYClient`, each over a new connection,
-    offering only ``protocol`` by ALPN."""
+    """GET ``url`` ``n`` times at once with `SPDYClient`, each over a new
+    connection, offering only ``protocol`` by ALPN. At once: processes sharing
+    one listening socket take turns only when connections arrive together
+    (one after another, the same idle process may accept them all)."""
     from tornado_spdy import SPDYClient
 
     client = SPDYClient(force_instance=True)
-    answers = []
+
+    async def one() -> Answer:
+        response = await client.fetch(
+            url,
+            validate_cert=False,
+            protocol=protocol,
+            force_connection=True,  # a new session: a new TCP connection
+            request_timeout=CLIENT_TIMEOUT,
+        )
+        body = json.loads(response.body)
+        return Answer(
+            response.framing,
+            response.code,
+            body["name"],
+            body["pid"],
+            body["framing"],
+        )
+
     try:
-        for _ in range(n):
-            response = await client.fetch(
-                url,
-                validate_cert=False,
-                protocol=protocol,
-                force_connection=True,  # a new session: a new TCP connection
-                request_timeout=CLIENT_TIMEOUT,
-            )
-            body = json.loads(response.body)
-            answers.append(
-                Answer(
-                    response.framing,
-                    response.code,
-                    body["name"],
-                    body["pid"],
-                    body["framing"],
-                )
-            )
+        return list(await asyncio.gather(*(one() for _ in range(n))))
     finally:
         client.close()
-    return answers
 
 
 async def nghttp_push(url: str) -> tuple[str, dict[str, Any], str]:
