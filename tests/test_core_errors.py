@@ -54,7 +54,6 @@ SPDY2_FALLBACK = {
 }
 
 
-
 def _only_a_local_reset(events):
     """Stream errors are reported as one StreamReset(remote_reset=False),
     also for streams the caller never saw."""
@@ -63,6 +62,7 @@ def _only_a_local_reset(events):
         and isinstance(events[0], ev.StreamReset)
         and not events[0].remote_reset
     )
+
 
 def on_wire(version: str, code: int) -> int:
     """The RST_STREAM status ``version`` puts on the wire for ``code``."""

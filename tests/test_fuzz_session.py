@@ -204,6 +204,7 @@ def test_missing_host_resets_its_stream(
 def test_a_write_after_close_is_not_counted() -> None:
     """A write on a connection already closed is not counted as waiting to
     drain: the read loop would wait for it forever."""
+
     async def scenario() -> int:
         harness_server = fuzz_session._Server(
             web.Application([]), plain_protocol="spdy/3"

@@ -36,11 +36,14 @@ class EveryProtocolTest(AsyncSPDYTestCase):
 
 
 def test_a_variant_exists_for_each_protocol():
-    names = {cls.protocol for cls in (
-        EveryProtocolTest,
-        globals()["EveryProtocolTest_spdy3_1"],
-        globals()["EveryProtocolTest_spdy3"],
-        globals()["EveryProtocolTest_spdy2"],
-        globals()["EveryProtocolTest_http1_1"],
-    )}
+    names = {
+        cls.protocol
+        for cls in (
+            EveryProtocolTest,
+            globals()["EveryProtocolTest_spdy3_1"],
+            globals()["EveryProtocolTest_spdy3"],
+            globals()["EveryProtocolTest_spdy2"],
+            globals()["EveryProtocolTest_http1_1"],
+        )
+    }
     assert names == {"h2", "spdy/3.1", "spdy/3", "spdy/2", "http/1.1"}
