@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Any
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -96,25 +97,21 @@ class Server:
     def __init__(self, kind: str):
         self.kind = kind
         self.port = free_port()
-        self.proc = subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                SERVER_CORE,
-                sys.executable,
-                "-c",
-                SERVER_PROGRAM,
-                kind,
-                str(self.port),
-            ],
-            stdout=subprocess.PIPE,
-            env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
-            text=True,
-        )
-        line = self.proc.stdout.readline()
+        line = self.launch(SERVER_PROGRAM, [kind, str(self.port)])
         if line.strip() != "ready":
             raise RuntimeError(f"server {kind} did not start: {line!r}")
         self.url = f"http://127.0.0.1:{self.port}/"
+
+    def launch(self, program: str, args: list[str], stderr: Any = None) -> str:
+        """Run ``program`` with ``args`` on the server core; its first line."""
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", SERVER_CORE, sys.executable, "-c", program, *args],
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
+            text=True,
+        )
+        return self.proc.stdout.readline()
 
     def rss_kib(self) -> int:
         # The python process is the child of taskset after exec: same pid.

@@ -52,7 +52,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.dirname(HERE))
 
-from server_bench import CLIENT_CORE, SERVER_CORE, Server, free_port, table  # noqa: E402
+from server_bench import CLIENT_CORE, Server, free_port, table  # noqa: E402
 from spdy_load import LoadClient, client_core  # noqa: E402
 
 from tornado_spdy import tls  # noqa: E402
@@ -119,27 +119,8 @@ class SoakServer(Server):
         self.port = free_port()
         certfile, keyfile = tls.development_certificate()
         self.log = tempfile.TemporaryFile(mode="w+")
-        self.proc = subprocess.Popen(
-            [
-                "taskset",
-                "-c",
-                SERVER_CORE,
-                sys.executable,
-                "-c",
-                SERVER_PROGRAM,
-                protocol,
-                str(self.port),
-                certfile,
-                keyfile,
-                str(SMALL),
-                str(BIG),
-            ],
-            stdout=subprocess.PIPE,
-            stderr=self.log,
-            env={**os.environ, "PYTHONPATH": os.path.dirname(HERE)},
-            text=True,
-        )
-        line = self.proc.stdout.readline()
+        args = [protocol, str(self.port), certfile, keyfile, str(SMALL), str(BIG)]
+        line = self.launch(SERVER_PROGRAM, args, stderr=self.log)
         if line.strip() != "ready":
             self.close()
             raise RuntimeError(
