@@ -41,6 +41,7 @@ from tornado.netutil import bind_sockets
 from tests.peers_util import PEERS_DIR, require_node_package, require_peer
 from tests.push_client import CANCEL, PushClient, StreamResetError
 from tornado_spdy import SPDYServer
+from tornado_spdy.session import SessionParameters
 from tornado_spdy.testing import development_ssl_context
 from tornado_spdy.web import PushError, RequestHandler
 
@@ -606,7 +607,9 @@ async def test_large_push_under_flow_control(protocol: str) -> None:
         assert sha256(big.body) == sha256(asset_bytes("big.js", size))
         assert small.body == asset_bytes("small.css", 1000)
         largest = max(f.length for f in client.wire if f.type == "DATA")
-        assert largest <= 16 * KiB
+        # h2: the client's SETTINGS_MAX_FRAME_SIZE; SPDY: our own limit.
+        frame_limit = 16 * KiB if protocol == "h2" else SessionParameters.max_frame_size
+        assert largest <= frame_limit
 
 
 @all_protocols
@@ -1377,9 +1380,10 @@ async def test_priority_is_strict_under_a_shared_window(protocol: str) -> None:
 @scenario
 async def test_round_robin_among_equal_priorities(protocol: str) -> None:
     """Two responses of the same priority, both waiting on a used-up
-    connection window: the next 64 KiB of window are shared frame by frame,
-    half each."""
-    size, grant, frame = 1 * MiB, 64 * KiB, 16 * KiB
+    connection window: the next four frames of window are shared frame by frame,
+    half each (h2 frames are 16 KiB, SPDY's our own ``max_frame_size``)."""
+    frame = 16 * KiB if protocol == "h2" else SessionParameters.max_frame_size
+    size, grant = 4 * MiB, 4 * frame
     async with serve(protocol) as served:
         client = await served.connect(window=4 * MiB, auto_ack=False)
         same = {} if protocol == "h2" else {"priority": 3}

@@ -71,6 +71,9 @@ class H2Core(h2.connection.H2Connection):
     framing = "h2"
     family = "h2"
 
+    #: New inbound streams between two sweeps of h2's closed streams.
+    FORGET_EVERY = 16
+
     def __init__(
         self,
         client_side: bool,
@@ -94,6 +97,7 @@ class H2Core(h2.connection.H2Connection):
         )
         self.MAX_CLOSED_STREAMS = max_closed_streams  # read by H2Connection.__init__
         self._goaway_last_id: int | None = None  # our graceful GOAWAY's
+        self._until_forget = self.FORGET_EVERY
         super().__init__(config)
         self._closed_streams = _ClosedByReset(size_limit=max_closed_streams)
         self._session_window_size = session_window_size
@@ -147,9 +151,15 @@ class H2Core(h2.connection.H2Connection):
     def open_inbound_streams(self) -> int:
         """Always 0 for h2's own check: h2 answers a stream over our
         SETTINGS_MAX_CONCURRENT_STREAMS with GOAWAY; the Session refuses it
-        alone (RST_STREAM REFUSED_STREAM, RFC 9113 section 5.1.2). The count
-        is still taken, for its side effect: h2 forgets closed streams then."""
-        super().open_inbound_streams  # noqa: B018
+        alone (RST_STREAM REFUSED_STREAM, RFC 9113 section 5.1.2). Every
+        ``FORGET_EVERY`` new streams the count is still taken, for its side
+        effect: h2 forgets closed streams then (a walk over all of them,
+        too dear for every stream; a closed stream kept a while is about
+        half a KiB)."""
+        self._until_forget -= 1
+        if self._until_forget <= 0:
+            self._until_forget = self.FORGET_EVERY
+            super().open_inbound_streams  # noqa: B018
         return 0
 
     def _receive_headers_frame(self, frame: Any) -> tuple[list[Any], list[Any]]:

@@ -69,6 +69,31 @@ def request_from_headers(
     return method or "", path or "", authority, fields
 
 
+#: Tornado header names as they go on the wire (lower-case bytes), None for
+#: the ones that do not go (hop-by-hop, and Host, which is ``:authority``);
+#: every response would otherwise lower and encode the same few names.
+_WIRE_NAMES: dict[str, bytes | None] = {}
+_WIRE_NAMES_MAX = 1024  # names an application invents for each response
+
+
+def _wire_name(name: str) -> bytes | None:
+    lower = name.lower()
+    wire = None if lower in HOP_BY_HOP or lower == "host" else lower.encode("latin1")
+    if len(_WIRE_NAMES) < _WIRE_NAMES_MAX:
+        _WIRE_NAMES[name] = wire
+    return wire
+
+
+def _fields_to_headers(headers: httputil.HTTPHeaders, result: Headers) -> Headers:
+    """Append Tornado ``headers`` to an h2-style header list."""
+    names = _WIRE_NAMES
+    for name, value in headers.get_all():
+        wire = names[name] if name in names else _wire_name(name)
+        if wire is not None:
+            result.append((wire, value.encode("latin1")))
+    return result
+
+
 def request_to_headers(
     start_line: httputil.RequestStartLine, headers: httputil.HTTPHeaders, scheme: str
 ) -> Headers:
@@ -79,11 +104,7 @@ def request_to_headers(
         (b":scheme", scheme.encode("latin1")),
         (b":authority", headers.get("Host", "").encode("latin1")),
     ]
-    for name, value in headers.get_all():
-        lower = name.lower()
-        if lower not in HOP_BY_HOP and lower != "host":
-            result.append((lower.encode("latin1"), value.encode("latin1")))
-    return result
+    return _fields_to_headers(headers, result)
 
 
 def response_from_headers(
@@ -106,12 +127,7 @@ def response_to_headers(
     start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders
 ) -> Headers:
     """A Tornado response head as an h2-style header list for either core."""
-    result: Headers = [(b":status", b"%d" % start_line.code)]
-    for name, value in headers.get_all():
-        lower = name.lower()
-        if lower not in HOP_BY_HOP:
-            result.append((lower.encode("latin1"), value.encode("latin1")))
-    return result
+    return _fields_to_headers(headers, [(b":status", b"%d" % start_line.code)])
 
 
 class StreamConnection(httputil.HTTPConnection):
@@ -234,7 +250,8 @@ class StreamConnection(httputil.HTTPConnection):
         if chunk:
             self._chunks.append(memoryview(chunk))
             self._queued += len(chunk)
-            self.session.schedule(self)
+            if not (self._may_send_now and self.session.send_now(self)):
+                self.session.schedule(self)
         if self._sent >= self._queued:
             future.set_result(None)
         else:
@@ -605,6 +622,16 @@ class StreamConnection(httputil.HTTPConnection):
     def has_head(self) -> bool:
         """Headers are queued and not yet sent."""
         return self._head is not None
+
+    @property
+    def _may_send_now(self) -> bool:
+        """The head went before and nothing holds the body back."""
+        return (
+            self._head_sent
+            and not self._local_ended
+            and not self._pushes_without_head
+            and not self._closed
+        )
 
     @property
     def wants_to_send(self) -> bool:
