@@ -87,13 +87,16 @@ class H2Core(h2.connection.H2Connection):
         # What we send is built by response_to_headers / request_to_headers:
         # lower-case names, pseudo-headers first, no hop-by-hop fields, and
         # values Tornado has already refused CR and LF in. Checking it again
-        # costs a fifth of h2's send_headers. What we receive is checked.
+        # costs a fifth of h2's send_headers. What we receive is checked; h2's
+        # one inbound normalization, joining cookie fields, is done by
+        # request_from_headers as Tornado wants it.
         config = h2.config.H2Configuration(
             client_side=client_side,
             header_encoding=None,
             validate_outbound_headers=False,
             normalize_outbound_headers=False,
             validate_inbound_headers=True,
+            normalize_inbound_headers=False,
         )
         self.MAX_CLOSED_STREAMS = max_closed_streams  # read by H2Connection.__init__
         self._goaway_last_id: int | None = None  # our graceful GOAWAY's

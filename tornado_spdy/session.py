@@ -82,6 +82,10 @@ TEARDOWN_BATCH = 10
 #: loses little.
 SUSPECT_TURNS = 10
 
+#: Finished messages after which the write pump runs without waiting for
+#: its IOLoop pass (see `Session.stream_finished`).
+FLUSH_BATCH = 16
+
 
 @dataclass
 class SessionParameters:
@@ -272,6 +276,8 @@ class Session:
         self.streams: dict[int, StreamConnection] = {}
         self._ready: dict[StreamConnection, None] = {}  # streams with output
         self._flush_scheduled = False
+        self._pumping = False
+        self._finished_waiting = 0  # see stream_finished
         self._unflushed = 0  # bytes handed to the IOStream, not yet on the wire
         self._draining = False  # GOAWAY sent: no new streams
         self._closed = False
@@ -764,6 +770,16 @@ class Session:
             self._write(data)
         return not stream.wants_to_send
 
+    def stream_finished(self, stream: StreamConnection) -> None:
+        """``stream``'s message is complete and waits for the pump. After
+        `FLUSH_BATCH` such streams the pump runs at once rather than on the
+        next IOLoop pass: the first responses of a burst go out while the
+        rest are made, and the peer works on them meanwhile."""
+        self.schedule(stream)
+        self._finished_waiting += 1
+        if self._finished_waiting >= FLUSH_BATCH and not self._pumping:
+            self._flush()
+
     def schedule_flush(self) -> None:
         """Run the write pump on the next IOLoop pass (once, however often asked)."""
         if not self._flush_scheduled and not self._closed:
@@ -772,10 +788,15 @@ class Session:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._finished_waiting = 0
         if self._closed:
             return
         if self._ready:
-            self._pump(self.params.write_buffer_size - self._unflushed)
+            self._pumping = True
+            try:
+                self._pump(self.params.write_buffer_size - self._unflushed)
+            finally:
+                self._pumping = False
         data = self.core.data_to_send()
         if data:
             self._write(data)

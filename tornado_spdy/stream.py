@@ -269,7 +269,7 @@ class StreamConnection(httputil.HTTPConnection):
                 f"Tried to write {missing} bytes less than Content-Length"
             )
         self._finishing = True
-        self.session.schedule(self)
+        self.session.stream_finished(self)
 
     def set_close_callback(self, callback: Callable[[], None] | None) -> None:
         """Call ``callback`` if the stream is reset or its session lost."""
