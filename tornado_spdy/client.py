@@ -390,16 +390,7 @@ class _StreamHTTPConnection(_HTTPConnection):
         super()._run_callback(response)
 
     def on_connection_close(self) -> None:
-        handle = getattr(self, "stream", None)
-        if (
-            isinstance(handle, _StreamHandle)
-            and handle.connection.refused
-            and not self._retried
-            and self.request.body_producer is None
-            and self.final_callback is not None
-        ):
-            # The server refused the stream unprocessed (GOAWAY or
-            # REFUSED_STREAM): send it once more, on a new session if need be.
+        if self._may_send_again():
             self._retried = True
             self.code = self.headers = None
             self.chunks = bytearray()
@@ -408,6 +399,29 @@ class _StreamHTTPConnection(_HTTPConnection):
             )
             return
         super().on_connection_close()
+
+    def _may_send_again(self) -> bool:
+        """The stream ended without a response in a way that lets the request
+        go once more, on a new session if need be: the server refused it
+        unprocessed (GOAWAY or REFUSED_STREAM), or the connection was lost
+        before any of the response came and the method is idempotent (a
+        session the server closed while idle, the client not yet knowing)."""
+        handle = getattr(self, "stream", None)
+        if (
+            not isinstance(handle, _StreamHandle)
+            or self._retried
+            or self.request.body_producer is not None
+            or self.final_callback is None
+        ):
+            return False
+        connection = handle.connection
+        return connection.refused or (
+            connection.lost_unanswered and self.request.method in IDEMPOTENT_METHODS
+        )
+
+
+#: Methods a client may send again after a lost connection (RFC 9110 9.2.2).
+IDEMPOTENT_METHODS = frozenset(("GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"))
 
 
 class _BoundPool:

@@ -1040,7 +1040,7 @@ class Session:
         pass (each may run a handler's on_connection_close: a hundred at once
         would stall the other connections), then the owner."""
         for stream in streams[:TEARDOWN_BATCH]:
-            stream.peer_gone()
+            stream.connection_lost()
         if len(streams) > TEARDOWN_BATCH:
             self.io_loop.add_callback(self._tell_streams, streams[TEARDOWN_BATCH:])
             return

@@ -193,6 +193,11 @@ class StreamConnection(httputil.HTTPConnection):
         #: The peer refused the stream unprocessed (REFUSED_STREAM, or above a
         #: GOAWAY's last stream id): a client may send it again.
         self.refused = False
+        #: Client side: the connection was lost before any of the response
+        #: came; an idempotent request may be sent again (RFC 9110 section
+        #: 9.2.2), as browsers do on a reused connection the server closed.
+        self.lost_unanswered = False
+        self._answered = False  # client side: a response head arrived
         #: Client side: URLs the server promised on this stream.
         self.associated_urls: list[str] = []
 
@@ -322,9 +327,16 @@ class StreamConnection(httputil.HTTPConnection):
     def response_received(self, headers: Headers) -> None:
         """The response head arrived (it may come before the request's body
         is sent: it waits for `read_response`)."""
+        self._answered = True
         self._inbox.append((headers, None))
         if not self._busy:
             self._drain_inbox()
+
+    def connection_lost(self) -> None:
+        """The session's connection is gone."""
+        if self.session.client_side and not self._answered:
+            self.lost_unanswered = True
+        self.peer_gone()
 
     def peer_gone(self) -> None:
         """The peer reset the stream, or the connection is lost: a complete
