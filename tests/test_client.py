@@ -1749,13 +1749,6 @@ def test_dead_session_replaced(protocol: str) -> None:
     run(scenario)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a GET sent on a session the server has just closed (the client "
-    "has not read the EOF yet) fails with 599 'Connection closed' instead of "
-    "being sent again on a new session: nothing of its response came, and "
-    "Tornado's own client, which never reuses a connection, would succeed",
-)
 @pytest.mark.parametrize("protocol", MULTIPLEXED)
 def test_dead_session_unnoticed(protocol: str) -> None:
     """The server drops the connection and the client fetches at once, before
