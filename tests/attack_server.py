@@ -24,27 +24,19 @@ import dataclasses
 import json
 import logging
 import os
-import socket
 import sys
 import threading
 from typing import Any
 
-from tornado import iostream, web
-from tornado.netutil import bind_sockets
+from tornado import web
 
+from tests import server_util
+from tests.server_util import HelloHandler, UploadHandler
 from tornado_spdy.server import SPDYServer
 from tornado_spdy.session import SessionParameters
-from tornado_spdy.testing import development_ssl_context
 
-CHUNK = 64 * 1024
-PAYLOAD = bytes(range(256)) * (CHUNK // 256)
 HANG_LIMIT = 60.0  # a /hang request answers after this at the latest
 PLAIN = ("h2", "spdy/3.1", "spdy/3", "spdy/2", "sniff")
-
-
-class HelloHandler(web.RequestHandler):
-    def get(self) -> None:
-        self.write(b"hello")
 
 
 class BigHandler(web.RequestHandler):
@@ -52,29 +44,8 @@ class BigHandler(web.RequestHandler):
 
     async def get(self) -> None:
         size = int(self.get_argument("size", str(1 << 20)))
-        sent = 0
-        try:
-            while sent < size:
-                n = min(CHUNK, size - sent)
-                self.write(PAYLOAD[:n])
-                await self.flush()
-                sent += n
-        except iostream.StreamClosedError:
-            pass  # the peer went or the stream was reset: nothing to log
-
-
-@web.stream_request_body
-class UploadHandler(web.RequestHandler):
-    """Counts a streamed request body."""
-
-    def prepare(self) -> None:
-        self.received = 0
-
-    def data_received(self, chunk: bytes) -> None:
-        self.received += len(chunk)
-
-    def post(self) -> None:
-        self.write(str(self.received))
+        # A failed flush: the peer went or the stream was reset, nothing to log.
+        await server_util.write_flushed(self, size)
 
 
 class HangHandler(web.RequestHandler):
@@ -111,19 +82,6 @@ def session_params(values: dict[str, Any], optional: list[str]) -> SessionParame
     return SessionParameters(**{k: v for k, v in values.items() if k in known})
 
 
-def listen(server: SPDYServer, buffers: dict[str, int]) -> int:
-    sockets = bind_sockets(0, "127.0.0.1")
-    for sock in sockets:  # inherited by the accepted sockets
-        for name, option in (
-            ("sndbuf", socket.SO_SNDBUF),
-            ("rcvbuf", socket.SO_RCVBUF),
-        ):
-            if name in buffers:
-                sock.setsockopt(socket.SOL_SOCKET, option, buffers[name])
-    server.add_sockets(sockets)
-    return sockets[0].getsockname()[1]
-
-
 def exit_when_stdin_closes() -> None:
     sys.stdin.read()
     os._exit(0)
@@ -138,16 +96,17 @@ async def main(
         print(json.dumps({"error": str(exc)}), flush=True)
         sys.exit(2)
     app = web.Application(ROUTES)
-    ports = {
-        name: listen(
-            SPDYServer(app, plain_protocol=name, session_params=params), buffers
+    servers = {
+        name: SPDYServer(
+            app,
+            **server_util.server_options(name, name == "tls"),
+            session_params=params,
         )
-        for name in PLAIN
+        for name in (*PLAIN, "tls")
     }
-    ports["tls"] = listen(
-        SPDYServer(app, ssl_options=development_ssl_context(), session_params=params),
-        buffers,
-    )
+    ports = {
+        name: server_util.listen(server, **buffers) for name, server in servers.items()
+    }
     threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     print(json.dumps({"pid": os.getpid(), "ports": ports}), flush=True)
     await asyncio.Event().wait()

@@ -12,33 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import gc
 import logging
 import socket
 import struct
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import pytest
-from tornado import iostream, web
-from tornado.testing import bind_unused_port
+from tornado import web
 
-from tests.test_server_bad_input import Harness, HelloHandler, Probe, RawClient
-from tornado_spdy.server import SPDYServer
+from tests import test_server_bad_input as bad_input
+from tests.server_util import HelloHandler, write_flushed
+from tests.test_server_bad_input import Harness, Probe, RawClient
 from tornado_spdy.session import Session, SessionParameters
 from tornado_spdy.stream import StreamConnection
-from tornado_spdy.testing import development_ssl_context
 from tornado_spdy.web import RequestHandler as PushHandler
 
 TIMEOUT = 5.0  # one wait for one event (they take milliseconds)
 CLOSE_TIMEOUT = 5.0  # close_all_connections(): LINGER (1 s) and some
 SETTLE_TIMEOUT = 3.0  # for the census to come back to its baseline
 
-CHUNK = 64 * 1024
 DOWNLOAD = 20 * 1024 * 1024
-PAYLOAD = bytes(range(256)) * (CHUNK // 256)
 
 #: What a fault may leave behind.
 KINDS: tuple[type, ...] = (StreamConnection, Session, web.RequestHandler)
@@ -196,21 +193,6 @@ class Upload(Base):
         super().on_connection_close()
 
 
-async def write_flushed(handler: web.RequestHandler, size: int) -> bool:
-    """``size`` bytes, a chunk at a time, each flushed; False if a flush
-    failed because the stream is gone."""
-    sent = 0
-    while sent < size:
-        n = min(CHUNK, size - sent)
-        handler.write(PAYLOAD[:n])
-        try:
-            await handler.flush()
-        except iostream.StreamClosedError:
-            return False
-        sent += n
-    return True
-
-
 class Download(Base):
     """``size`` bytes (20 MiB by default), each 64 KiB chunk flushed."""
 
@@ -263,33 +245,21 @@ ROUTES = [
 ]
 
 
-@contextlib.asynccontextmanager
-async def serving(
+def serving(
     protocol: str, tls: bool = False, params: SessionParameters | None = None
-) -> AsyncIterator[Harness]:
-    """A `SPDYServer` on 127.0.0.1 for ``protocol`` (cleartext by prior
-    knowledge, or TLS with ALPN); closed gracefully at the end, within
-    ``CLOSE_TIMEOUT`` (a hang fails the test)."""
-    probe = FaultProbe()
-    app = web.Application(ROUTES, probe=probe)
-    sock, port = bind_unused_port()
-    options: dict[str, Any] = {"session_params": params or SessionParameters()}
-    if tls:
-        options["ssl_options"] = development_ssl_context()
-    else:
-        options["plain_protocol"] = protocol
-    server = SPDYServer(app, **options)
-    server.add_sockets([sock])
-    harness = Harness(server, port, protocol, tls, probe)
-    try:
-        yield harness
-    finally:
-        probe.release.set()
-        for client in harness.clients:
-            client.abort()
-        harness.clients.clear()
-        server.stop()
-        await asyncio.wait_for(server.close_all_connections(), CLOSE_TIMEOUT)
+) -> AbstractAsyncContextManager[Harness]:
+    """`tests.test_server_bad_input.serving` with this file's handlers; the
+    server must close gracefully within ``CLOSE_TIMEOUT`` at the end (a hang
+    fails the test)."""
+    return bad_input.serving(
+        protocol,
+        tls,
+        params,
+        routes=ROUTES,
+        probe=FaultProbe(),
+        close_timeout=CLOSE_TIMEOUT,
+        stuck_fails=True,
+    )
 
 
 # ----------------------------------------------------------------- vanishing

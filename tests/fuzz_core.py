@@ -82,22 +82,19 @@ malformed output, no missing GOAWAY.
 
 from __future__ import annotations
 
-import argparse
-import hashlib
-import multiprocessing
-import os
+import functools
 import random
-import signal
 import struct
 import sys
-import tempfile
 import time
 import traceback
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
+from tests import fuzz_common
+from tests.fuzz_common import Failure, Hang, failure_from
 from tornado_spdy.spdy import VERSIONS, SPDYConfiguration, SPDYConnection
 from tornado_spdy.spdy import events as ev
 from tornado_spdy.spdy.errors import ProtocolError, SPDYError
@@ -214,45 +211,6 @@ class Case:
         return cls(**ast.literal_eval(text))
 
 
-class Failure(Exception):
-    """An input broke a rule; ``kind`` says which."""
-
-    def __init__(
-        self, kind: str, detail: str, tb: str = "", where: str = "", label: str = ""
-    ):
-        super().__init__(f"{kind}: {detail}")
-        self.kind = kind
-        self.detail = detail
-        self.tb = tb
-        self.where = where
-        self.label = label  # the exception type (and API call): part of the signature
-
-    @property
-    def signature(self) -> str:
-        """What makes two failures the same: kind, exception type, place."""
-        return " | ".join(p for p in (self.kind, self.label, self.where) if p)
-
-
-class _Hang(BaseException):
-    """Raised by the CPU timer inside a hanging input (BaseException, so that no
-    ``except Exception`` in the core swallows it)."""
-
-
-def _innermost_core_frame(tb: Any) -> str:
-    where = ""
-    for frame in traceback.extract_tb(tb):
-        if "tornado_spdy" in frame.filename:
-            where = f"{os.path.basename(frame.filename)}:{frame.lineno} {frame.name}"
-    return where
-
-
-def _failure_from(kind: str, exc: BaseException) -> Failure:
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    detail = f"{type(exc).__name__}: {exc}"
-    where = _innermost_core_frame(exc.__traceback__)
-    return Failure(kind, detail, tb, where, type(exc).__name__)
-
-
 # ----------------------------------------------------------- running one
 
 
@@ -300,10 +258,10 @@ def _api(conn: SPDYConnection, name: str, *args: Any, **kwargs: Any) -> Any:
         return getattr(conn, name)(*args, **kwargs)
     except SPDYError:
         return None
-    except _Hang:
+    except Hang:
         raise
     except Exception as exc:
-        failure = _failure_from("api-exception", exc)
+        failure = failure_from("api-exception", exc)
         failure.detail = f"{name}(): {failure.detail}"
         failure.label = f"{name}(): {failure.label}"
         raise failure from None
@@ -436,10 +394,10 @@ def run_case(case: Case, connection_factory: Any = None) -> Outcome:
                 after = conn.receive_data(
                     b"\x80\x03\x00\x06\x00\x00\x00\x04\x00\x00\x00\x01"
                 )
-            except _Hang:
+            except Hang:
                 raise
             except Exception as exc:
-                raise _failure_from("after-error", exc) from None
+                raise failure_from("after-error", exc) from None
             if after:
                 raise Failure(
                     "after-error",
@@ -447,10 +405,10 @@ def run_case(case: Case, connection_factory: Any = None) -> Outcome:
                 ) from None
             drain()
             return outcome
-        except (_Hang, Failure):
+        except (Hang, Failure):
             raise
         except Exception as exc:
-            raise _failure_from("receive-exception", exc) from None
+            raise failure_from("receive-exception", exc) from None
         outcome.events += len(events)
         for event in events:
             if not isinstance(event, ev.Event):
@@ -470,48 +428,25 @@ def run_case(case: Case, connection_factory: Any = None) -> Outcome:
     return outcome
 
 
-def _on_timer(signum: int, frame: Any) -> None:
-    raise _Hang()
-
-
-_timer_ready = False
-
-
-def _install_timer() -> bool:
-    global _timer_ready
-    if not _timer_ready:
-        try:
-            signal.signal(signal.SIGVTALRM, _on_timer)
-            _timer_ready = True
-        except (ValueError, AttributeError):  # not the main thread, or no such signal
-            return False
-    return True
-
-
 def run_checked(
     case: Case, connection_factory: Any = None
 ) -> tuple[Outcome | None, Failure | None, float]:
     """`run_case` under a CPU timer: (outcome, failure, CPU seconds)."""
-    timer = _install_timer()
     budget = HANG_SECONDS + len(case.data) / MIN_BYTES_PER_SECOND
     for attempt in (1, 2):
         start = time.process_time()
-        if timer:
-            signal.setitimer(signal.ITIMER_VIRTUAL, budget)
         try:
-            outcome = run_case(case, connection_factory)
+            with fuzz_common.cpu_limit(budget):
+                outcome = run_case(case, connection_factory)
             failure = None
         except Failure as exc:
             outcome, failure = None, exc
-        except _Hang:
+        except Hang:
             outcome, failure = None, None
             if attempt == 2:
                 failure = Failure("hang", f"over {budget:.1f} s of CPU, twice")
                 failure.tb = traceback.format_exc()
             continue
-        finally:
-            if timer:
-                signal.setitimer(signal.ITIMER_VIRTUAL, 0)
         elapsed = time.process_time() - start
         if failure is None and elapsed > budget and attempt == 1:
             continue  # no timer fired (not the main thread?): confirm once
@@ -695,7 +630,20 @@ class _Side:
         return events
 
 
-def _pump(client: _Side, server: _Side) -> None:
+class RecordingSide(Protocol):
+    """One side of a recorded conversation (`_Side`, or the h2 one of
+    `tests.fuzz_session`): its protocol connection, the API calls it records,
+    and what it receives."""
+
+    conn: Any
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any: ...
+
+    def receive(self, data: bytes) -> Any: ...
+
+
+def pump(client: RecordingSide, server: RecordingSide) -> None:
+    """Carry each side's output to the other until neither has any."""
     while True:
         to_server = client.conn.data_to_send()
         to_client = server.conn.data_to_send()
@@ -733,50 +681,55 @@ def _post(path: str) -> list[tuple[str, str]]:
     ]
 
 
-def _send_body(
-    side: _Side, stream_id: int, body: bytes, other: _Side, client: _Side, server: _Side
+def send_body(
+    sender: RecordingSide,
+    stream_id: int,
+    body: bytes,
+    client: RecordingSide,
+    server: RecordingSide,
 ) -> None:
-    """Send ``body`` under flow control, pumping when the window closes."""
+    """Send ``body`` from ``sender`` (the ``client`` or the ``server``)
+    under flow control, pumping when the window closes."""
     position = 0
     while position < len(body):
         n = min(
             len(body) - position,
-            side.conn.max_outbound_frame_size,
-            side.conn.local_flow_control_window(stream_id),
+            sender.conn.max_outbound_frame_size,
+            sender.conn.local_flow_control_window(stream_id),
         )
         if n <= 0:
-            _pump(client, server)
+            pump(client, server)
             continue
-        side.call(
+        sender.call(
             "send_data",
             stream_id,
             body[position : position + n],
             end_stream=position + n == len(body),
         )
         position += n
-    _pump(client, server)
+    pump(client, server)
 
 
 def _scenario_get(c: _Side, s: _Side) -> None:
     c.call("send_headers", 1, REQUEST, end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     s.call("send_headers", 1, RESPONSE)
     s.call("send_data", 1, b"Hello, world!", end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     c.call("ping")
     s.call("ping")
-    _pump(c, s)
+    pump(c, s)
     c.call("send_headers", 3, REQUEST, end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     s.call(
         "send_headers",
         3,
         [(":status", "404"), ("content-length", "0")],
         end_stream=True,
     )
-    _pump(c, s)
+    pump(c, s)
     c.call("close_connection")
-    _pump(c, s)
+    pump(c, s)
 
 
 def _scenario_post_trailers(c: _Side, s: _Side) -> None:
@@ -784,7 +737,7 @@ def _scenario_post_trailers(c: _Side, s: _Side) -> None:
     c.call("send_data", 1, b"{" + b"a" * 998 + b"}")
     c.call("send_data", 1, b"b" * 5000)
     c.call("send_headers", 1, [("x-checksum", "12345")], end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     s.call(
         "send_headers", 1, [(":status", "201"), ("content-type", "application/json")]
     )
@@ -795,12 +748,12 @@ def _scenario_post_trailers(c: _Side, s: _Side) -> None:
         [("x-trailer", "done"), ("grpc-status", "0")],
         end_stream=True,
     )
-    _pump(c, s)
+    pump(c, s)
 
 
 def _scenario_push(c: _Side, s: _Side) -> None:
     c.call("send_headers", 1, REQUEST, end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     s.call("push_stream", 1, 2, _push_request("/style.css"))
     s.call("push_stream", 1, 4, _push_request("/app.js"))
     s.call("push_stream", 1, 6, _push_request("/logo.png"))
@@ -808,9 +761,9 @@ def _scenario_push(c: _Side, s: _Side) -> None:
     s.call("send_data", 2, b"body { color: red }", end_stream=True)
     s.call("send_headers", 1, [(":status", "200"), ("content-type", "text/html")])
     s.call("send_data", 1, b"<html>" + b"x" * 500)
-    _pump(c, s)
+    pump(c, s)
     c.call("reset_stream", 6, 5)
-    _pump(c, s)
+    pump(c, s)
     s.call(
         "send_headers",
         4,
@@ -818,50 +771,50 @@ def _scenario_push(c: _Side, s: _Side) -> None:
     )
     s.call("send_data", 4, b"console.log(1)", end_stream=True)
     s.call("send_data", 1, b"</html>", end_stream=True)
-    _pump(c, s)
+    pump(c, s)
 
 
 def _scenario_push_pending(c: _Side, s: _Side) -> None:
     """Pushes promised but not yet on the wire while the client's frames arrive."""
     c.call("send_headers", 1, REQUEST, end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     s.call("send_headers", 1, [(":status", "200"), ("content-type", "text/html")])
     s.call("push_stream", 1, 2, _push_request("/a.css"))
     s.call("push_stream", 1, 4, _push_request("/b.js"))
-    _pump(c, s)
+    pump(c, s)
     c.call("ping")
     c.call("send_headers", 3, REQUEST, end_stream=True)
     c.call("update_settings", {4: 20})
-    _pump(c, s)
+    pump(c, s)
     s.call("send_headers", 4, RESPONSE)
     s.call("send_data", 4, b"Hello, world!", end_stream=True)
     s.call("send_headers", 2, [(":status", "200"), ("content-type", "text/css")])
     s.call("send_data", 2, b"p {}", end_stream=True)
     s.call("send_headers", 3, RESPONSE, end_stream=True)
     s.call("send_data", 1, b"<html></html>", end_stream=True)
-    _pump(c, s)
+    pump(c, s)
 
 
 def _scenario_flow(c: _Side, s: _Side) -> None:
     c.call("send_headers", 1, REQUEST, end_stream=True)
     c.call("send_headers", 3, _post("/big"))
-    _pump(c, s)
+    pump(c, s)
     s.call(
         "send_headers",
         1,
         [(":status", "200"), ("content-type", "application/octet-stream")],
     )
-    _send_body(s, 1, bytes(range(256)) * 600, c, c, s)  # 150 KiB: WINDOW_UPDATEs
-    _send_body(c, 3, b"u" * 100_000, s, c, s)
+    send_body(s, 1, bytes(range(256)) * 600, c, s)  # 150 KiB: WINDOW_UPDATEs
+    send_body(c, 3, b"u" * 100_000, c, s)
     s.call("send_headers", 3, [(":status", "204")], end_stream=True)
-    _pump(c, s)
+    pump(c, s)
 
 
 def _scenario_large_windows(c: _Side, s: _Side) -> None:
     c.call("send_headers", 1, REQUEST, end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     s.call("send_headers", 1, RESPONSE)
-    _send_body(s, 1, b"L" * 200_000, c, c, s)
+    send_body(s, 1, b"L" * 200_000, c, s)
 
 
 def _scenario_streams(c: _Side, s: _Side) -> None:
@@ -873,32 +826,32 @@ def _scenario_streams(c: _Side, s: _Side) -> None:
             end_stream=end,
             priority=stream_id % 4,
         )
-    _pump(c, s)
+    pump(c, s)
     c.call("reset_stream", 3)
     s.call("reset_stream", 5, 3)
-    _pump(c, s)
+    pump(c, s)
     s.call("send_headers", 1, RESPONSE)
     s.call("send_headers", 7, RESPONSE)
     for _ in range(4):
         s.call("send_data", 1, b"one" * 50)
         s.call("send_data", 7, b"seven" * 30)
     s.call("send_data", 1, b"", end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     c.call("update_settings", {7: 128 * 1024, 4: 50})
     s.call("update_settings", {4: 10})
-    _pump(c, s)
+    pump(c, s)
     if c.conn.profile.session_flow_control:
         c.call("increment_flow_control_window", 65536)
         s.call("increment_flow_control_window", 4096)
-    _pump(c, s)
+    pump(c, s)
     c.call("send_headers", 9, REQUEST, end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     s.call("close_connection")
-    _pump(c, s)
+    pump(c, s)
     s.call("send_headers", 9, RESPONSE)
     s.call("send_data", 9, b"Hello, world!", end_stream=True)
     s.call("end_stream", 7)
-    _pump(c, s)
+    pump(c, s)
 
 
 def _scenario_header_variety(c: _Side, s: _Side) -> None:
@@ -915,7 +868,7 @@ def _scenario_header_variety(c: _Side, s: _Side) -> None:
         ],
         end_stream=True,
     )
-    _pump(c, s)
+    pump(c, s)
     s.call(
         "send_headers",
         1,
@@ -929,12 +882,12 @@ def _scenario_header_variety(c: _Side, s: _Side) -> None:
         ],
     )
     s.call("send_data", 1, b"", end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     c.call("send_headers", 3, REQUEST, end_stream=True)
-    _pump(c, s)
+    pump(c, s)
     s.call("reset_stream", 3, 6)
     s.call("ping")
-    _pump(c, s)
+    pump(c, s)
 
 
 SCENARIOS = (
@@ -969,7 +922,7 @@ def build_corpus(version: str) -> dict[str, list[Session]]:
         )
         client.conn.initiate_connection()
         server.conn.initiate_connection()
-        _pump(client, server)
+        pump(client, server)
         play(client, server)
         for side in (client, server):
             # The chunks hold whole frames; parse them all with one inflater.
@@ -1777,143 +1730,89 @@ def minimize(case: Case, signature: str, budget: float = 20.0) -> Case:
         candidate = replace(best, actions=best.actions[:i] + best.actions[i + 1 :])
         if i < len(best.actions) and still_fails(candidate):
             best = candidate
-    # Whole frames, from the end.
-    spans, _ = walk_frames(best.data)
-    for start, end in reversed(spans):
-        data = best.data[:start] + best.data[end:]
-        candidate = replace(
-            best,
-            data=data,
-            cuts=tuple(
-                c if c <= start else max(start, c - (end - start)) for c in best.cuts
-            ),
-            actions=tuple(
-                (o if o <= start else max(start, o - (end - start)),) + a[1:]
-                for a in best.actions
-                for o in (a[0],)
-            ),
-        )
-        if still_fails(candidate):
-            best = candidate
-    # Byte ranges, halving.
-    size = max(1, len(best.data) // 2)
-    while size >= 1 and time.monotonic() < deadline:
-        position = 0
-        while position < len(best.data) and time.monotonic() < deadline:
-            data = best.data[:position] + best.data[position + size :]
-            candidate = replace(
-                best,
-                data=data,
-                cuts=tuple(c for c in best.cuts if c <= len(data)),
-                actions=tuple((min(a[0], len(data)),) + a[1:] for a in best.actions),
-            )
-            if still_fails(candidate):
-                best = candidate
-            else:
-                position += size
-        size //= 2
-    return best
+    frames = walk_frames(best.data)[0]
+    return fuzz_common.shrink_data(
+        best, frames, _drop_frame, _drop_bytes, still_fails, deadline
+    )
+
+
+def _drop_frame(case: Case, start: int, end: int) -> Case:
+    """``case`` without a frame: later chunk cuts and actions move back."""
+
+    def shift(offset: int) -> int:
+        return offset if offset <= start else max(start, offset - (end - start))
+
+    return replace(
+        case,
+        data=case.data[:start] + case.data[end:],
+        cuts=tuple(shift(c) for c in case.cuts),
+        actions=tuple((shift(a[0]),) + a[1:] for a in case.actions),
+    )
+
+
+def _drop_bytes(case: Case, start: int, end: int) -> Case:
+    """``case`` without some bytes: cuts and actions past the end are cut."""
+    data = case.data[:start] + case.data[end:]
+    return replace(
+        case,
+        data=data,
+        cuts=tuple(c for c in case.cuts if c <= len(data)),
+        actions=tuple((min(a[0], len(data)),) + a[1:] for a in case.actions),
+    )
 
 
 # ------------------------------------------------------------- campaign
 
 
 @dataclass
-class Stats:
-    executed: Counter = field(default_factory=Counter)  # by (version, side)
-    protocol_errors: Counter = field(default_factory=Counter)
-    origins: Counter = field(default_factory=Counter)
-    failures: Counter = field(default_factory=Counter)  # by signature
-    combo_failures: Counter = field(
-        default_factory=Counter
-    )  # by (version, side, signature)
-    failing_inputs: int = 0
-    examples: dict = field(default_factory=dict)  # signature -> first detail
-    reproducers: dict = field(default_factory=dict)  # signature -> directory
+class Stats(fuzz_common.Stats):
+    """A core campaign's figures: also how many inputs ended in a session
+    error (by combo) and the CPU time of the slowest input."""
+
+    protocol_errors: Counter = field(default_factory=Counter)  # by combo
     max_cpu: float = 0.0
-    seconds: float = 0.0
-    jobs: int = 1
 
-    def merge(self, other: Stats) -> None:
-        for name in (
-            "executed",
-            "protocol_errors",
-            "origins",
-            "failures",
-            "combo_failures",
-        ):
-            getattr(self, name).update(getattr(other, name))
-        self.failing_inputs += other.failing_inputs
-        for signature, path in other.reproducers.items():
-            self.reproducers.setdefault(signature, path)
-        for signature, detail in other.examples.items():
-            self.examples.setdefault(signature, detail)
+    title: ClassVar[str] = (
+        "tornado_spdy core fuzzing: receive_data, then the sending API"
+    )
+    counters: ClassVar[tuple[str, ...]] = (
+        *fuzz_common.Stats.counters,
+        "protocol_errors",
+    )
+    example_chars: ClassVar[int] = 160
+
+    def merge(self, other: Stats) -> None:  # type: ignore[override]
+        super().merge(other)
         self.max_cpu = max(self.max_cpu, other.max_cpu)
-        self.seconds = max(self.seconds, other.seconds)
 
-    @property
-    def total(self) -> int:
-        return sum(self.executed.values())
-
-    def report(self) -> str:
-        lines = ["tornado_spdy core fuzzing: receive_data, then the sending API", ""]
-        lines.append(
+    def table(self) -> list[str]:
+        lines = [
             f"{'version':<10}{'side':<8}{'inputs':>10}{'session errors':>16}{'failures':>10}"
-        )
+        ]
         for (version, side), n in sorted(self.executed.items()):
-            failed = self.failures_by_combo().get((version, side), 0)
+            failed = self.combo_failures[version, side]
             share = self.protocol_errors[version, side] / n if n else 0.0
             lines.append(f"{version:<10}{side:<8}{n:>10}{share:>15.0%}{failed:>10}")
-        rate = self.total / self.seconds if self.seconds else 0.0
-        lines.append("")
-        lines.append(
-            f"total: {self.total} inputs in {self.seconds:.1f} s with {self.jobs} process(es) "
-            f"({rate:.0f} inputs/s); failing inputs: {self.failing_inputs}; "
-            f"distinct failures: {len(self.failures)}; slowest input: {self.max_cpu * 1000:.0f} ms CPU"
-        )
-        lines.append(
-            "inputs by kind: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(self.origins.items()))
-        )
-        for signature, count in self.failures.most_common():
-            lines.append(f"FAILURE x{count}: {signature}")
-            lines.append(f"    first: {self.examples.get(signature, '')}")
-            if signature in self.reproducers:
-                lines.append(f"    reproducer: {self.reproducers[signature]}")
-        return "\n".join(lines)
+        return lines
 
-    def failures_by_combo(self) -> Counter:
-        combos: Counter = Counter()
-        for (version, side, _), n in self.combo_failures.items():
-            combos[version, side] += n
-        return combos
+    def summary(self) -> str:
+        return f"{super().summary()}; slowest input: {self.max_cpu * 1000:.0f} ms CPU"
 
 
-def save_reproducer(
-    out_dir: str, case: Case, failure: Failure, minimize_budget: float
-) -> str:
-    digest = hashlib.sha1(failure.signature.encode()).hexdigest()[:10]
-    path = os.path.join(
-        out_dir, f"{case.version.replace('/', '')}-{case.side}-{failure.kind}-{digest}"
+def save_reproducer(out_dir: str, case: Case, failure: Failure, budget: float) -> str:
+    """Save ``case`` (replayable, and its bytes), then its minimized version
+    and the traceback; return the directory."""
+    path = fuzz_common.reproducer_directory(out_dir, (case.version, case.side), failure)
+    fuzz_common.write_files(path, {"case.repr": case.to_repr(), "data.bin": case.data})
+    small = minimize(case, failure.signature, budget) if budget > 0 else case
+    trace = (
+        f"version: {case.version}\nside: {case.side}\npreset: {case.preset}\norigin: {case.origin}\n"
+        f"signature: {failure.signature}\n\nminimized input ({len(small.data)} bytes, chunks at {small.cuts}, "
+        f"actions {small.actions}):\n{small.data.hex()}\n\n{failure.tb}\n"
     )
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "case.repr"), "w") as f:
-        f.write(case.to_repr())
-    with open(os.path.join(path, "data.bin"), "wb") as f:
-        f.write(case.data)
-    small = (
-        minimize(case, failure.signature, minimize_budget)
-        if minimize_budget > 0
-        else case
+    fuzz_common.write_files(
+        path, {"minimized.repr": small.to_repr(), "traceback.txt": trace}
     )
-    with open(os.path.join(path, "minimized.repr"), "w") as f:
-        f.write(small.to_repr())
-    with open(os.path.join(path, "traceback.txt"), "w") as f:
-        f.write(
-            f"version: {case.version}\nside: {case.side}\npreset: {case.preset}\norigin: {case.origin}\n"
-            f"signature: {failure.signature}\n\nminimized input ({len(small.data)} bytes, chunks at {small.cuts}, "
-            f"actions {small.actions}):\n{small.data.hex()}\n\n{failure.tb}\n"
-        )
     return path
 
 
@@ -1930,16 +1829,12 @@ def campaign(
     """Run ``inputs`` inputs round-robin over ``combos``; the statistics."""
     stats = Stats()
     corpora = {version: build_corpus(version) for version in {v for v, _ in combos}}
-    rngs = {
-        combo: random.Random(f"{seed}/{job}/{combo[0]}/{combo[1]}") for combo in combos
-    }
     start = time.monotonic()
-    deadline = start + max_seconds if max_seconds else None
-    for index in range(inputs):
-        if deadline is not None and index % 16 == 0 and time.monotonic() > deadline:
-            break
-        version, side = combo = combos[index % len(combos)]
-        case_seed = rngs[combo].getrandbits(64)
+    # A look at the clock every 16 inputs: they take about a millisecond.
+    for combo, case_seed in fuzz_common.schedule(
+        inputs, seed, combos, job, max_seconds, check_every=16
+    ):
+        version, side = combo
         case = generate(random.Random(case_seed), version, side, corpora[version])
         outcome, failure, cpu = run_checked(case)
         stats.executed[combo] += 1
@@ -1948,31 +1843,12 @@ def campaign(
         if outcome is not None and outcome.protocol_error:
             stats.protocol_errors[combo] += 1
         if failure is not None:
-            stats.failing_inputs += 1
-            signature = failure.signature
-            stats.failures[signature] += 1
-            stats.examples.setdefault(
-                signature, f"{version} {side}: {failure.detail.splitlines()[0][:160]}"
+            save = functools.partial(
+                save_reproducer, case=case, failure=failure, budget=minimize_budget
             )
-            stats.combo_failures[version, side, signature] += 1
-            if (
-                out_dir
-                and signature not in stats.reproducers
-                and len(stats.reproducers) < max_saved
-            ):
-                stats.reproducers[signature] = save_reproducer(
-                    out_dir, case, failure, minimize_budget
-                )
-            elif signature not in stats.reproducers:
-                stats.reproducers.setdefault(
-                    signature, f"(not saved) case seed {case_seed}"
-                )
-    stats.seconds = time.monotonic() - start
+            stats.add_failure(combo, failure, case_seed, save, out_dir, max_saved)
+    stats.elapsed = time.monotonic() - start
     return stats
-
-
-def _job(args: tuple) -> Stats:
-    return campaign(*args)
 
 
 def run(
@@ -1980,42 +1856,32 @@ def run(
     seed: int = 0,
     versions: tuple[str, ...] = ALL_VERSIONS,
     sides: tuple[str, ...] = ALL_SIDES,
-    jobs: int = 1,
-    max_seconds: float | None = None,
-    out_dir: str | None = None,
-    minimize_budget: float = 20.0,
+    **options: Any,
 ) -> Stats:
-    combos = [(v, s) for v in versions for s in sides]
-    if jobs <= 1:
-        stats = campaign(inputs, seed, combos, max_seconds, out_dir, 0, minimize_budget)
-        stats.jobs = 1
-        return stats
-    share = [inputs // jobs + (k < inputs % jobs) for k in range(jobs)]
-    arguments = [
-        (share[k], seed, combos, max_seconds, out_dir, k, minimize_budget)
-        for k in range(jobs)
-    ]
-    start = time.monotonic()
-    with multiprocessing.get_context("fork").Pool(jobs) as pool:
-        results = pool.map(_job, arguments)
-    stats = Stats(jobs=jobs)
-    for result in results:
-        stats.merge(result)
-    stats.seconds = time.monotonic() - start
-    return stats
+    """A campaign over every version and side chosen. ``options``: ``jobs``
+    (processes, see `fuzz_common.run_jobs`) and those of `campaign`."""
+    return fuzz_common.run_jobs(campaign, inputs, seed, versions, sides, **options)
+
+
+def replay(path: str) -> int:
+    """Run the saved case at ``path`` and print what happens; 1 if it fails."""
+    with open(path) as f:
+        case = Case.from_repr(f.read())
+    outcome, failure, cpu = run_checked(case)
+    print(
+        f"{case.version} {case.side} preset={case.preset} {len(case.data)} bytes: {cpu * 1000:.1f} ms CPU"
+    )
+    if failure is None:
+        print("no failure:", outcome)
+        return 0
+    print(failure.tb or failure)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.fuzz_core", description=__doc__.split("\n\n")[0]
+    parser = fuzz_common.campaign_parser(
+        "tests.fuzz_core", __doc__, "tornado_spdy-fuzz", 20.0, "case.repr"
     )
-    parser.add_argument(
-        "--inputs",
-        type=int,
-        default=10_000,
-        help="inputs in all (shared by versions and sides)",
-    )
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--version",
         choices=ALL_VERSIONS,
@@ -2025,48 +1891,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--side", choices=ALL_SIDES, action="append", help="repeatable; default both"
     )
-    parser.add_argument(
-        "--jobs", type=int, default=1, help="processes (2 cores: 2 at most)"
-    )
-    parser.add_argument(
-        "--max-seconds", type=float, default=None, help="stop after this long"
-    )
-    parser.add_argument(
-        "--out",
-        default=os.path.join(tempfile.gettempdir(), "tornado_spdy-fuzz"),
-        help="where reproducers go (default: %(default)s)",
-    )
-    parser.add_argument("--minimize-seconds", type=float, default=20.0)
-    parser.add_argument(
-        "--replay",
-        metavar="CASE_REPR",
-        help="run one saved case.repr and print what happens",
-    )
     args = parser.parse_args(argv)
     if args.replay:
-        with open(args.replay) as f:
-            case = Case.from_repr(f.read())
-        outcome, failure, cpu = run_checked(case)
-        print(
-            f"{case.version} {case.side} preset={case.preset} {len(case.data)} bytes: {cpu * 1000:.1f} ms CPU"
-        )
-        if failure is None:
-            print("no failure:", outcome)
-            return 0
-        print(failure.tb or failure)
-        return 1
-    stats = run(
-        args.inputs,
-        args.seed,
-        tuple(args.version or ALL_VERSIONS),
-        tuple(args.side or ALL_SIDES),
-        args.jobs,
-        args.max_seconds,
-        args.out,
-        args.minimize_seconds,
+        return replay(args.replay)
+    versions = tuple(args.version or ALL_VERSIONS)
+    sides = tuple(args.side or ALL_SIDES)
+    options = fuzz_common.run_options(args)
+    return fuzz_common.print_report(
+        run(args.inputs, args.seed, versions, sides, **options)
     )
-    print(stats.report())
-    return 1 if stats.failing_inputs else 0
 
 
 if __name__ == "__main__":

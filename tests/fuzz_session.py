@@ -86,27 +86,21 @@ At this rate 10 million inputs per version is out of reach on this machine
 
 from __future__ import annotations
 
-import argparse
 import ast
 import asyncio
 import dataclasses
-import hashlib
+import functools
 import logging
-import multiprocessing
-import os
 import random
-import signal
 import socket
 import struct
 import sys
-import tempfile
 import time
-import traceback
 import types
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, ClassVar
 
 import h2.config
 import h2.connection
@@ -115,7 +109,8 @@ import h2.settings
 import hpack
 from tornado import httpclient, iostream, web
 
-from tests import fuzz_core
+from tests import fuzz_common, fuzz_core
+from tests.fuzz_common import Failure, Hang, failure_from
 from tornado_spdy.client import SPDYClient
 from tornado_spdy.server import SPDYServer
 from tornado_spdy.session import Session, SessionParameters
@@ -299,6 +294,9 @@ class _H2Side:
         self.conn = h2.connection.H2Connection(config)
         self.chunks: list[bytes] = []
 
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.conn, name)(*args, **kwargs)
+
     def receive(self, data: bytes) -> None:
         self.chunks.append(data)
         for event in self.conn.receive_data(data):
@@ -308,48 +306,11 @@ class _H2Side:
                 )
 
 
-def _h2_pump(c: _H2Side, s: _H2Side) -> None:
-    while True:
-        to_server, to_client = c.conn.data_to_send(), s.conn.data_to_send()
-        if not to_server and not to_client:
-            return
-        if to_server:
-            s.receive(to_server)
-        if to_client:
-            c.receive(to_client)
-
-
-def _h2_send_body(
-    sender: _H2Side,
-    stream_id: int,
-    body: bytes,
-    c: _H2Side,
-    s: _H2Side,
-    end: bool = True,
-) -> None:
-    position = 0
-    while position < len(body):
-        n = min(
-            len(body) - position,
-            sender.conn.max_outbound_frame_size,
-            sender.conn.local_flow_control_window(stream_id),
-        )
-        if n <= 0:
-            _h2_pump(c, s)
-            continue
-        last = position + n == len(body)
-        sender.conn.send_data(
-            stream_id, body[position : position + n], end_stream=end and last
-        )
-        position += n
-    _h2_pump(c, s)
-
-
 def _h2_get(c: _H2Side, s: _H2Side) -> None:
     c.conn.send_headers(1, _request("/index.html"), end_stream=True)
     c.conn.send_headers(3, _request("/a"), end_stream=True)
     c.conn.ping(b"12345678")
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     s.conn.push_stream(1, 2, _request("/style.css"))
     s.conn.send_headers(2, _response(content_length="3"))
     s.conn.send_data(2, b"p{}", end_stream=True)
@@ -357,13 +318,13 @@ def _h2_get(c: _H2Side, s: _H2Side) -> None:
     s.conn.send_data(1, b"Hello, world!", end_stream=True)
     s.conn.send_headers(3, [(b":status", b"404")], end_stream=True)
     s.conn.ping(b"abcdefgh")
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     c.conn.send_headers(5, _request("/b"), end_stream=True)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     s.conn.send_headers(5, _response(), end_stream=True)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     c.conn.close_connection()
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
 
 
 def _h2_post_trailers(c: _H2Side, s: _H2Side) -> None:
@@ -371,22 +332,22 @@ def _h2_post_trailers(c: _H2Side, s: _H2Side) -> None:
     c.conn.send_data(1, b"{" + b"a" * 998 + b"}")
     c.conn.send_data(1, b"b" * 5000)
     c.conn.send_headers(1, [(b"x-checksum", b"12345")], end_stream=True)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     s.conn.send_headers(1, _response(201))
     s.conn.send_data(1, b'{"ok": true}' * 100)
     s.conn.send_headers(1, [(b"x-trailer", b"done")], end_stream=True)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
 
 
 def _h2_flow(c: _H2Side, s: _H2Side) -> None:
     c.conn.send_headers(1, _request("/big"), end_stream=True)
     c.conn.send_headers(3, _request("/put", "PUT"))
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     s.conn.send_headers(1, _response())
-    _h2_send_body(s, 1, bytes(range(256)) * 400, c, s)  # 100 KiB: WINDOW_UPDATEs
-    _h2_send_body(c, 3, b"u" * 80_000, c, s)
+    fuzz_core.send_body(s, 1, bytes(range(256)) * 400, c, s)  # 100 KiB: WINDOW_UPDATEs
+    fuzz_core.send_body(c, 3, b"u" * 80_000, c, s)
     s.conn.send_headers(3, [(b":status", b"204")], end_stream=True)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
 
 
 def _h2_streams(c: _H2Side, s: _H2Side) -> None:
@@ -398,17 +359,17 @@ def _h2_streams(c: _H2Side, s: _H2Side) -> None:
             priority_weight=16 * stream_id,
         )
     c.conn.prioritize(7, weight=200, depends_on=1, exclusive=True)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     c.conn.reset_stream(3)
     s.conn.reset_stream(5, 8)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     s.conn.send_headers(1, _response())
     s.conn.send_headers(7, _response())
     for _ in range(3):
         s.conn.send_data(1, b"one" * 50)
         s.conn.send_data(7, b"seven" * 30)
     s.conn.send_data(1, b"", end_stream=True)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     c.conn.update_settings(
         {
             h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 128 * 1024,
@@ -418,15 +379,15 @@ def _h2_streams(c: _H2Side, s: _H2Side) -> None:
     s.conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 10})
     c.conn.increment_flow_control_window(65536)
     s.conn.increment_flow_control_window(4096)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     c.conn.send_headers(9, _request("/"), end_stream=True)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     s.conn.send_headers(9, _response())
     s.conn.send_data(9, b"Hello, world!", end_stream=True)
     s.conn.end_stream(7)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     s.conn.close_connection(last_stream_id=9)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
 
 
 def _h2_header_variety(c: _H2Side, s: _H2Side) -> None:
@@ -444,7 +405,7 @@ def _h2_header_variety(c: _H2Side, s: _H2Side) -> None:
         ],
         end_stream=True,
     )
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     s.conn.send_headers(
         1,
         [
@@ -457,16 +418,16 @@ def _h2_header_variety(c: _H2Side, s: _H2Side) -> None:
         ],
         end_stream=True,
     )
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     c.conn.send_headers(3, _request("/", "HEAD"), end_stream=True)
     c.conn.send_headers(5, _request("/form", "POST") + [(b"content-length", b"5")])
     c.conn.send_data(5, b"hello", end_stream=True)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
     s.conn.reset_stream(3, 2)
     s.conn.send_headers(5, _response(content_length="5"))
     s.conn.send_data(5, b"hello", end_stream=True)
     s.conn.ping(b"\0" * 8)
-    _h2_pump(c, s)
+    fuzz_core.pump(c, s)
 
 
 H2_SCENARIOS: tuple[tuple[str, Callable[[_H2Side, _H2Side], None]], ...] = (
@@ -503,7 +464,7 @@ def build_h2_corpus() -> dict[str, list[Recording]]:
         c, s = _H2Side(True), _H2Side(False)
         c.conn.initiate_connection()
         s.conn.initiate_connection()
-        _h2_pump(c, s)
+        fuzz_core.pump(c, s)
         play(c, s)
         corpus["server"].append(_chunks_recording("server", name, s.chunks))
         corpus["client"].append(_chunks_recording("client", name, c.chunks))
@@ -740,41 +701,6 @@ class Generator:
 # ---------------------------------------------------------------- oracle
 
 
-class Failure(Exception):
-    """An input broke a rule; ``kind`` says which."""
-
-    def __init__(
-        self, kind: str, detail: str, tb: str = "", label: str = "", where: str = ""
-    ):
-        super().__init__(f"{kind}: {detail}")
-        self.kind, self.detail, self.tb, self.label, self.where = (
-            kind,
-            detail,
-            tb,
-            label,
-            where,
-        )
-
-    @property
-    def signature(self) -> str:
-        return " | ".join(p for p in (self.kind, self.label, self.where) if p)
-
-
-class _Hang(BaseException):
-    """Raised by the CPU timer (a BaseException: no ``except Exception`` eats it)."""
-
-
-def _on_cpu_timer(signum: int, frame: Any) -> None:
-    raise _Hang()
-
-
-def _failure_from(kind: str, exc: BaseException, label: str = "") -> Failure:
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    where = fuzz_core._innermost_core_frame(exc.__traceback__)
-    name = type(exc).__name__
-    return Failure(kind, f"{name}: {exc}", tb, f"{label}{name}", where)
-
-
 class _Recorder(logging.Handler):
     """Collects ERROR records of Tornado's and asyncio's loggers."""
 
@@ -786,7 +712,7 @@ class _Recorder(logging.Handler):
         label = f"{record.name}: {str(record.msg)[:40]}: "
         if record.exc_info and record.exc_info[1] is not None:
             exc = record.exc_info[1]
-            failure = _failure_from("logged-error", exc, label)
+            failure = failure_from("logged-error", exc, label)
             failure.detail = f"{record.getMessage()}: {failure.detail}"
         else:
             failure = Failure(
@@ -940,7 +866,6 @@ class Harness:
             logger.propagate = False
         self.count = 0
         self.loop.run_until_complete(self._setup())
-        self._timer = self._install_timer()
 
     async def _setup(self) -> None:
         app = web.Application(
@@ -951,13 +876,6 @@ class Harness:
         self.client = SPDYClient(force_instance=True, max_clients=50)
         self.connector = _Connector()
         self.client.pool.tcp_client = self.connector  # type: ignore[assignment]
-
-    def _install_timer(self) -> bool:
-        try:
-            signal.signal(signal.SIGVTALRM, _on_cpu_timer)
-        except (ValueError, AttributeError):  # not the main thread
-            return False
-        return True
 
     def close(self) -> None:
         self.client.close()
@@ -970,10 +888,10 @@ class Harness:
 
     def _on_loop_exception(self, loop: Any, context: dict[str, Any]) -> None:
         exc = context.get("exception")
-        if isinstance(exc, _Hang):
-            self.loop_failures.append(_failure_from("hang-cpu", exc))
+        if isinstance(exc, Hang):
+            self.loop_failures.append(failure_from("hang-cpu", exc))
         elif exc is not None:
-            failure = _failure_from("loop-exception", exc)
+            failure = failure_from("loop-exception", exc)
             failure.detail = f"{context.get('message')}: {failure.detail}"
             self.loop_failures.append(failure)
         else:
@@ -986,22 +904,18 @@ class Harness:
         self.recorder.failures.clear()
         self.loop_failures.clear()
         self.count += 1
-        if self._timer:
-            budget = CPU_BUDGET + len(inp.data) / CPU_BYTES_PER_SECOND
-            signal.setitimer(signal.ITIMER_VIRTUAL, budget)
+        budget = CPU_BUDGET + len(inp.data) / CPU_BYTES_PER_SECOND
         result: Result | None = None
         failure: Failure | None = None
         try:
-            result = self.loop.run_until_complete(self._run(inp))
+            with fuzz_common.cpu_limit(budget):
+                result = self.loop.run_until_complete(self._run(inp))
         except Failure as exc:
             failure = exc
-        except _Hang as exc:
-            failure = _failure_from("hang-cpu", exc)
+        except Hang as exc:
+            failure = failure_from("hang-cpu", exc)
         except Exception as exc:
-            failure = _failure_from("harness", exc)
-        finally:
-            if self._timer:
-                signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+            failure = failure_from("harness", exc)
         found = self.loop_failures + self.recorder.failures
         if found:
             failure = found[0]
@@ -1123,7 +1037,7 @@ class Harness:
             for future in done:
                 exc = future.exception()
                 if exc is not None and not isinstance(exc, EXPECTED_FETCH_ERRORS):
-                    raise _failure_from("fetch-exception", exc)
+                    raise failure_from("fetch-exception", exc)
             await asyncio.sleep(0)
         if session.streams:
             raise Failure(
@@ -1162,80 +1076,41 @@ def minimize(
     ):
         if fails(simpler):
             best = simpler
-    for start, end in reversed(frame_spans(best.framing, best.side, best.data)[0]):
-        data = best.data[:start] + best.data[end:]
-        candidate = replace(
-            best, data=data, cuts=_shift(best.cuts, start, end, len(data))
-        )
-        if fails(candidate):
-            best = candidate
-    size = max(1, len(best.data) // 2)
-    while size >= 1 and time.monotonic() < deadline:
-        position = 0
-        while position < len(best.data) and time.monotonic() < deadline:
-            data = best.data[:position] + best.data[position + size :]
-            cut_end = min(position + size, len(best.data))
-            candidate = replace(
-                best, data=data, cuts=_shift(best.cuts, position, cut_end, len(data))
-            )
-            if fails(candidate):
-                best = candidate
-            else:
-                position += size
-        size //= 2
-    return best
+    frames = frame_spans(best.framing, best.side, best.data)[0]
+    return fuzz_common.shrink_data(best, frames, _drop, _drop, fails, deadline)
 
 
-def _shift(cuts: tuple[int, ...], start: int, end: int, size: int) -> tuple[int, ...]:
-    shifted = (c if c <= start else max(start, c - (end - start)) for c in cuts)
-    return tuple(sorted({c for c in shifted if 0 < c < size}))
+def _drop(inp: Input, start: int, end: int) -> Input:
+    """``inp`` without the bytes ``[start, end)``; later cuts move back."""
+    data = inp.data[:start] + inp.data[end:]
+    shifted = (c if c <= start else max(start, c - (end - start)) for c in inp.cuts)
+    cuts = tuple(sorted({c for c in shifted if 0 < c < len(data)}))
+    return replace(inp, data=data, cuts=cuts)
 
 
 # -------------------------------------------------------------- campaign
 
 
 @dataclass
-class Stats:
-    executed: Counter = field(default_factory=Counter)  # by (framing, side)
-    seconds: Counter = field(default_factory=Counter)  # wall time by (framing, side)
+class Stats(fuzz_common.Stats):
+    """A session campaign's figures: also the time each combo took and how
+    the session answered the probe after each input."""
+
+    seconds: Counter = field(default_factory=Counter)  # wall time by combo
     answers: Counter = field(default_factory=Counter)  # by (framing, side, answer)
-    origins: Counter = field(default_factory=Counter)
-    failures: Counter = field(default_factory=Counter)  # by signature
-    combo_failures: Counter = field(default_factory=Counter)  # by (framing, side)
-    examples: dict = field(default_factory=dict)  # signature -> first detail
-    reproducers: dict = field(default_factory=dict)  # signature -> where
-    elapsed: float = 0.0
-    jobs: int = 1
 
-    def merge(self, other: Stats) -> None:
-        for name in (
-            "executed",
-            "seconds",
-            "answers",
-            "origins",
-            "failures",
-            "combo_failures",
-        ):
-            getattr(self, name).update(getattr(other, name))
-        for signature, value in other.examples.items():
-            self.examples.setdefault(signature, value)
-        for signature, value in other.reproducers.items():
-            self.reproducers.setdefault(signature, value)
+    title: ClassVar[str] = "tornado_spdy session fuzzing over a socket pair"
+    counters: ClassVar[tuple[str, ...]] = (
+        *fuzz_common.Stats.counters,
+        "seconds",
+        "answers",
+    )
 
-    @property
-    def total(self) -> int:
-        return sum(self.executed.values())
-
-    @property
-    def failing_inputs(self) -> int:
-        return sum(self.failures.values())
-
-    def report(self) -> str:
-        lines = ["tornado_spdy session fuzzing over a socket pair", ""]
-        lines.append(
+    def table(self) -> list[str]:
+        lines = [
             f"{'framing':<10}{'side':<8}{'inputs':>9}{'inputs/s':>10}"
             f"{'ping':>7}{'goaway':>8}{'eof':>6}{'unprobed':>9}{'failures':>10}"
-        )
+        ]
         for combo, n in sorted(self.executed.items()):
             rate = n / self.seconds[combo] if self.seconds[combo] else 0.0
             shares = [
@@ -1249,42 +1124,32 @@ class Stats:
                 )
                 + f"{self.combo_failures[combo]:>10}"
             )
-        rate = self.total / self.elapsed if self.elapsed else 0.0
-        lines += [
-            "",
-            f"total: {self.total} inputs in {self.elapsed:.1f} s with {self.jobs} "
-            f"process(es) ({rate:.0f} inputs/s); failing inputs: {self.failing_inputs}; "
-            f"distinct failures: {len(self.failures)}",
-            "inputs by kind: "
-            + ", ".join(f"{k} {v}" for k, v in sorted(self.origins.items())),
-        ]
-        for signature, count in self.failures.most_common():
-            lines.append(f"FAILURE x{count}: {signature}")
-            lines.append(f"    first: {self.examples.get(signature, '')}")
-            lines.append(f"    reproducer: {self.reproducers.get(signature, '')}")
-        return "\n".join(lines)
+        return lines
 
 
 def save_reproducer(
-    harness: Harness, out_dir: str, inp: Input, failure: Failure, budget: float
+    out_dir: str, harness: Harness, inp: Input, failure: Failure, budget: float
 ) -> str:
-    digest = hashlib.sha1(failure.signature.encode()).hexdigest()[:10]
-    name = f"{inp.framing.replace('/', '')}-{inp.side}-{failure.kind}-{digest}"
-    path = os.path.join(out_dir, name)
-    os.makedirs(path, exist_ok=True)
-    with open(os.path.join(path, "input.repr"), "w") as f:
-        f.write(inp.to_repr())
+    """Save ``inp``, then its minimized version and the failure; return the
+    directory."""
+    path = fuzz_common.reproducer_directory(out_dir, (inp.framing, inp.side), failure)
+    fuzz_common.write_files(path, {"input.repr": inp.to_repr()})
     small = minimize(harness, inp, failure.signature, budget) if budget > 0 else inp
-    with open(os.path.join(path, "minimized.repr"), "w") as f:
-        f.write(small.to_repr())
-    with open(os.path.join(path, "traceback.txt"), "w") as f:
-        f.write(
-            f"framing: {inp.framing}\nside: {inp.side}\norigin: {inp.origin}\n"
-            f"signature: {failure.signature}\n\nminimized input ({len(small.data)} bytes, "
-            f"params {small.params}, chunk_size {small.chunk_size}, cuts {small.cuts}):\n"
-            f"{small.data.hex()}\n\n{failure.detail}\n\n{failure.tb}\n"
-        )
+    trace = (
+        f"framing: {inp.framing}\nside: {inp.side}\norigin: {inp.origin}\n"
+        f"signature: {failure.signature}\n\nminimized input ({len(small.data)} bytes, "
+        f"params {small.params}, chunk_size {small.chunk_size}, cuts {small.cuts}):\n"
+        f"{small.data.hex()}\n\n{failure.detail}\n\n{failure.tb}\n"
+    )
+    fuzz_common.write_files(
+        path, {"minimized.repr": small.to_repr(), "traceback.txt": trace}
+    )
     return path
+
+
+# A failure of these kinds may be a slow moment of the shared machine: the
+# input runs again before it counts.
+TIMEOUT_KINDS = ("no-answer", "no-close", "fetch-hang")
 
 
 def campaign(
@@ -1300,27 +1165,17 @@ def campaign(
     """Run ``inputs`` inputs round-robin over ``combos`` in this process."""
     stats = Stats()
     generators = {f: Generator(f) for f in {f for f, _ in combos}}
-    rngs = {
-        combo: random.Random(f"{seed}/{job}/{combo[0]}/{combo[1]}") for combo in combos
-    }
     harness = Harness()
     start = time.monotonic()
-    deadline = start + max_seconds if max_seconds else None
     try:
-        for index in range(inputs):
-            if deadline is not None and time.monotonic() > deadline:
-                break
-            combo = combos[index % len(combos)]
-            case_seed = rngs[combo].getrandbits(64)
+        for combo, case_seed in fuzz_common.schedule(
+            inputs, seed, combos, job, max_seconds
+        ):
             inp = generators[combo[0]].generate(random.Random(case_seed), combo[1])
             began = time.monotonic()
             result, failure = harness.run(inp)
-            if failure is not None and failure.kind in (
-                "no-answer",
-                "no-close",
-                "fetch-hang",
-            ):
-                result, failure = harness.run(inp)  # a slow moment, or a real hang?
+            if failure is not None and failure.kind in TIMEOUT_KINDS:
+                result, failure = harness.run(inp)
             stats.seconds[combo] += time.monotonic() - began
             stats.executed[combo] += 1
             stats.origins[inp.origin.split(":")[0]] += 1
@@ -1328,56 +1183,21 @@ def campaign(
                 stats.answers[(*combo, result.answer)] += 1
             if failure is None:
                 continue
-            harness = _record(
-                stats,
-                harness,
-                inp,
-                failure,
-                combo,
-                case_seed,
-                out_dir,
-                minimize_budget,
-                max_saved,
+            if failure.kind == "hang-cpu":  # the loop may be in any state: start afresh
+                harness.close()
+                harness = Harness()
+            save = functools.partial(
+                save_reproducer,
+                harness=harness,
+                inp=inp,
+                failure=failure,
+                budget=minimize_budget,
             )
+            stats.add_failure(combo, failure, case_seed, save, out_dir, max_saved)
     finally:
         harness.close()
     stats.elapsed = time.monotonic() - start
     return stats
-
-
-def _record(
-    stats: Stats,
-    harness: Harness,
-    inp: Input,
-    failure: Failure,
-    combo: tuple[str, str],
-    case_seed: int,
-    out_dir: str | None,
-    minimize_budget: float,
-    max_saved: int,
-) -> Harness:
-    signature = failure.signature
-    stats.failures[signature] += 1
-    stats.combo_failures[combo] += 1
-    stats.examples.setdefault(
-        signature, f"{combo[0]} {combo[1]}: {failure.detail.splitlines()[0][:200]}"
-    )
-    if failure.kind == "hang-cpu":  # the loop may be in any state: start afresh
-        harness.close()
-        harness = Harness()
-    if signature in stats.reproducers:
-        return harness
-    if out_dir and len(stats.reproducers) < max_saved:
-        stats.reproducers[signature] = save_reproducer(
-            harness, out_dir, inp, failure, minimize_budget
-        )
-    else:
-        stats.reproducers[signature] = f"(not saved) case seed {case_seed}"
-    return harness
-
-
-def _job(args: tuple) -> Stats:
-    return campaign(*args)
 
 
 def run(
@@ -1385,32 +1205,15 @@ def run(
     seed: int = 0,
     framings: tuple[str, ...] = ALL_FRAMINGS,
     sides: tuple[str, ...] = ALL_SIDES,
-    jobs: int = 1,
-    max_seconds: float | None = None,
-    out_dir: str | None = None,
-    minimize_budget: float = 30.0,
+    **options: Any,
 ) -> Stats:
-    combos = [(f, s) for f in framings for s in sides]
-    start = time.monotonic()
-    if jobs <= 1:
-        stats = campaign(inputs, seed, combos, max_seconds, out_dir, 0, minimize_budget)
-    else:
-        share = [inputs // jobs + (k < inputs % jobs) for k in range(jobs)]
-        arguments = [
-            (share[k], seed, combos, max_seconds, out_dir, k, minimize_budget)
-            for k in range(jobs)
-        ]
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            results = pool.map(_job, arguments)
-        stats = Stats()
-        for result in results:
-            stats.merge(result)
-    stats.jobs = max(1, jobs)
-    stats.elapsed = time.monotonic() - start
-    return stats
+    """A campaign over every framing and side chosen. ``options``: ``jobs``
+    (processes, see `fuzz_common.run_jobs`) and those of `campaign`."""
+    return fuzz_common.run_jobs(campaign, inputs, seed, framings, sides, **options)
 
 
 def replay(path: str) -> int:
+    """Run the saved input at ``path`` and print what happens; 1 if it fails."""
     with open(path) as f:
         inp = Input.from_repr(f.read())
     harness = Harness()
@@ -1431,11 +1234,9 @@ def replay(path: str) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m tests.fuzz_session", description=__doc__.split("\n\n")[0]
+    parser = fuzz_common.campaign_parser(
+        "tests.fuzz_session", __doc__, "tornado_spdy-fuzz-session", 30.0, "input.repr"
     )
-    parser.add_argument("--inputs", type=int, default=10_000, help="inputs in all")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--framing",
         choices=(*ALL_FRAMINGS, "all"),
@@ -1443,37 +1244,16 @@ def main(argv: list[str] | None = None) -> int:
         help="repeatable; default all",
     )
     parser.add_argument("--side", choices=(*ALL_SIDES, "both"), default="both")
-    parser.add_argument("--jobs", type=int, default=1, help="processes")
-    parser.add_argument(
-        "--max-seconds", type=float, default=None, help="stop after this long"
-    )
-    parser.add_argument(
-        "--out",
-        default=os.path.join(tempfile.gettempdir(), "tornado_spdy-fuzz-session"),
-        help="where reproducers go (default: %(default)s)",
-    )
-    parser.add_argument("--minimize-seconds", type=float, default=30.0)
-    parser.add_argument(
-        "--replay", metavar="INPUT_REPR", help="run one saved input.repr"
-    )
     args = parser.parse_args(argv)
     if args.replay:
         return replay(args.replay)
     framings = args.framing or ["all"]
     chosen = ALL_FRAMINGS if "all" in framings else tuple(dict.fromkeys(framings))
     sides = ALL_SIDES if args.side == "both" else (args.side,)
-    stats = run(
-        args.inputs,
-        args.seed,
-        chosen,
-        sides,
-        args.jobs,
-        args.max_seconds,
-        args.out,
-        args.minimize_seconds,
+    options = fuzz_common.run_options(args)
+    return fuzz_common.print_report(
+        run(args.inputs, args.seed, chosen, sides, **options)
     )
-    print(stats.report())
-    return 1 if stats.failing_inputs else 0
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ that a missing peer can never turn an interoperability suite silently green.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
+from collections.abc import Sequence
 from typing import NoReturn
 
 import pytest
@@ -68,3 +70,25 @@ def require_node_package(pkg: str) -> str:
             f"{path} does not exist; run `npm ci --prefix tests/peers`",
         )
     return path
+
+
+async def run_peer(
+    argv: Sequence[str], timeout: float, cwd: str | None = None
+) -> tuple[int, bytes, bytes]:
+    """Run a peer program to its end: exit status, stdout, stderr. One that
+    runs longer than ``timeout`` is killed, and the test fails."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=cwd,
+    )
+    try:
+        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
+    except TimeoutError:
+        proc.kill()
+        await proc.wait()
+        pytest.fail(f"{' '.join(argv)} did not finish in {timeout} s")
+    assert proc.returncode is not None
+    return proc.returncode, stdout, stderr

@@ -38,11 +38,9 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import functools
 import gzip
 import hashlib
 import json
-import logging
 import os
 import re
 import socket
@@ -56,10 +54,11 @@ import pytest
 from tornado import web
 from tornado.httpclient import HTTPClientError, HTTPResponse
 from tornado.httpserver import HTTPServer
-from tornado.netutil import bind_sockets
 from tornado.simple_httpclient import HTTPTimeoutError, SimpleAsyncHTTPClient
 
+from tests import server_util
 from tests.peers_util import PEERS_DIR, require_node_package, require_peer
+from tests.server_util import pattern, sha256
 
 # tornado_spdy is imported inside the helpers, so that a broken package fails
 # these tests one by one rather than the collection of the whole file.
@@ -81,8 +80,6 @@ BIG_SIZE = 10 * MiB
 CONCURRENT = 100
 #: Tornado's client sends form-encoded POSTs by default; ours are bytes.
 OCTETS = {"Content-Type": "application/octet-stream"}
-#: Our server's bytes handler writes in pieces of this size, each flushed.
-WRITE_PIECE = 256 * KiB
 
 #: One scenario, start to end.
 SCENARIO_TIMEOUT = 90.0
@@ -95,23 +92,10 @@ QUICK = 5.0
 #: The graceful close of a server at the end of a scenario.
 CLOSE_TIMEOUT = 10.0
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_tornado_errors")]
 
 
 # --------------------------------------------------------------------- data
-
-
-_PERIOD = bytes(range(251))
-
-
-@functools.cache
-def pattern(n: int) -> bytes:
-    """``n`` bytes of the test pattern ``byte[i] = i % 251``."""
-    return (_PERIOD * (n // 251 + 1))[:n]
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 class Sink:
@@ -150,29 +134,21 @@ def run(scenario: Callable[[], Awaitable[Any]]) -> Any:
     return asyncio.run(bounded())
 
 
-@pytest.fixture(autouse=True)
-def no_logged_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """Nothing logged at ERROR by Tornado's loggers (client or server) during
-    a test: an exception swallowed and logged is a failure too."""
-    caplog.set_level(logging.INFO, logger="tornado")
-    yield
-    errors = [
-        r
-        for r in caplog.get_records("call")
-        if r.name.startswith("tornado") and r.levelno >= logging.ERROR
-    ]
-    shown = "\n".join(
-        f"{r.name}: {r.getMessage()}" + (f"\n{r.exc_text}" if r.exc_text else "")
-        for r in errors[:5]
-    )
-    assert not errors, f"{len(errors)} errors logged, first:\n{shown}"
-
-
 def make_client(**kwargs: Any) -> Any:
     """An `SPDYClient` that does not check certificates (unless told to)."""
     from tornado_spdy import SPDYClient
 
     return SPDYClient(force_instance=True, defaults={"validate_cert": False}, **kwargs)
+
+
+@contextlib.contextmanager
+def spdy_client(**kwargs: Any) -> Iterator[Any]:
+    """`make_client`, closed at the end of the block."""
+    client = make_client(**kwargs)
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def only_session(client: Any) -> Any:
@@ -354,13 +330,7 @@ class ShaHandler(Handler):
 
 class BytesHandler(Handler):
     async def get(self, size: str) -> None:
-        n = int(size)
-        data = pattern(n)
-        self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("Content-Length", str(n))
-        for start in range(0, n, WRITE_PIECE):
-            self.write(data[start : start + WRITE_PIECE])
-            await self.flush()
+        await server_util.write_pattern(self, int(size))
 
 
 class GateHandler(Handler):
@@ -473,8 +443,7 @@ class Served:
     server: Any
 
     def url(self, path: str) -> str:
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
+        return server_util.local_url(self.tls, self.port, path)
 
 
 @contextlib.asynccontextmanager
@@ -492,34 +461,18 @@ async def serve(
 
     if state is None:
         state = ServerState()
-    counted = state
-    base: type[HTTPServer] = HTTPServer if tornado_server else SPDYServer
-
-    class CountingServer(base):  # type: ignore[valid-type,misc]
-        @classmethod
-        def configurable_default(cls) -> type:
-            return cls
-
-        async def handle_stream(self, stream: Any, address: tuple) -> None:
-            counted.connections += 1
-            result = super().handle_stream(stream, address)
-            if result is not None:
-                await result
-
+    base = HTTPServer if tornado_server else SPDYServer
+    counting_server = server_util.counting(base, state)
     if tls:
         kwargs["ssl_options"] = development_ssl_context()
-    server = CountingServer(make_app(state), **kwargs)
-    [sock] = bind_sockets(port, "127.0.0.1", family=socket.AF_INET)
-    server.add_sockets([sock])
-    served = Served(sock.getsockname()[1], state, tls, server)
+    server = counting_server(make_app(state), **kwargs)
+    served = Served(server_util.listen(server, port), state, tls, server)
     try:
         yield served
     finally:
-        server.stop()
         state.never.set()
         state.hold.release(1000)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.close_all_connections(), CLOSE_TIMEOUT)
+        await server_util.close_gracefully(server, CLOSE_TIMEOUT)
 
 
 # ------------------------------------------------------------- peer processes
@@ -587,8 +540,7 @@ class Peer:
     tls: bool
 
     def url(self, path: str) -> str:
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
+        return server_util.local_url(self.tls, self.port, path)
 
 
 @pytest.fixture(scope="module")
@@ -696,6 +648,79 @@ def node_requests(text: str) -> list[tuple[str, str, str]]:
 
 
 # ======================================================================
+# What every server is put through
+# ======================================================================
+
+
+async def get_post_download(
+    client: Any,
+    url: Callable[[str], str],
+    framing: str,
+    *,
+    hello_path: str = "/hello",
+    big_path: str = f"/bytes/{BIG_SIZE}",
+    **options: Any,
+) -> tuple[HTTPResponse, HTTPResponse]:
+    """GET `HELLO` at ``hello_path``, POST 2 MiB to ``/echo`` (echoed back),
+    download ``BIG_SIZE`` pattern bytes from ``big_path`` by
+    ``streaming_callback``: each in ``framing``. The GET's and the POST's
+    responses, for the caller's own checks."""
+    hello = await client.fetch(url(hello_path), **options)
+    assert hello.code == 200 and hello.body == HELLO
+    assert hello.framing == framing
+
+    body = pattern(ECHO_SIZE)
+    echo = await client.fetch(
+        url("/echo"), method="POST", body=body, headers=OCTETS, **options
+    )
+    assert echo.code == 200 and echo.framing == framing
+    assert sha256(echo.body) == sha256(body)
+
+    sink = Sink()
+    big = await client.fetch(url(big_path), streaming_callback=sink, **options)
+    check_stream(sink, big, BIG_SIZE)
+    assert big.framing == framing
+    return hello, echo
+
+
+async def get_hello_at_once(client: Any, url: str, **options: Any) -> None:
+    """``CONCURRENT`` GETs of `HELLO` at ``url``, all started at once."""
+    responses = await asyncio.gather(
+        *(client.fetch(url, **options) for _ in range(CONCURRENT))
+    )
+    assert {(r.code, r.body) for r in responses} == {(200, HELLO)}
+
+
+async def get_pushing(
+    client: Any, url: Callable[[str], str], path: str, **options: Any
+) -> HTTPResponse:
+    """GET ``path``, whose response pushes ``/pushed.js``: the parent lists
+    the push in ``associated_urls`` and ``push_callback`` gets it whole.
+    Returns the push."""
+    pushed: asyncio.Future[HTTPResponse] = asyncio.get_running_loop().create_future()
+    parent = await client.fetch(url(path), push_callback=pushed.set_result, **options)
+    assert parent.code == 200 and parent.body == PUSH_PARENT
+    push_url = url("/pushed.js")
+    assert parent.associated_urls == [push_url]
+    push = await bounded(pushed)
+    assert push.code == 200 and push.effective_url == push_url
+    assert push.associated_to_url == url(path)
+    assert sha256(push.body) == sha256(pattern(PUSH_SIZE))
+    return push
+
+
+async def get_pushed_again(client: Any, push_url: str, **options: Any) -> None:
+    """A GET of what was pushed is answered from the push cache, on no
+    stream of its own."""
+    session = only_session(client)
+    streams = opened_streams(session)
+    again = await client.fetch(push_url, **options)
+    assert again.code == 200 and getattr(again, "pushed", False)
+    assert sha256(again.body) == sha256(pattern(PUSH_SIZE))
+    assert opened_streams(session) == streams
+
+
+# ======================================================================
 # Our SPDYServer: every protocol, TLS and cleartext
 # ======================================================================
 
@@ -732,32 +757,11 @@ def test_own_server(mode: str) -> None:
 
     async def scenario() -> None:
         async with serve(tls, **server_options) as served:
-            client = make_client(**client_options)
-            try:
-                hello = await client.fetch(served.url("/hello"), **options)
-                assert hello.code == 200 and hello.body == HELLO
-                assert hello.framing == framing
+            with spdy_client(**client_options) as client:
+                hello, _ = await get_post_download(
+                    client, served.url, framing, **options
+                )
                 assert hello.headers["X-Framing"] == framing
-
-                body = pattern(ECHO_SIZE)
-                echo = await client.fetch(
-                    served.url("/echo"),
-                    method="POST",
-                    body=body,
-                    headers=OCTETS,
-                    **options,
-                )
-                assert echo.code == 200 and echo.framing == framing
-                assert sha256(echo.body) == sha256(body)
-
-                sink = Sink()
-                big = await client.fetch(
-                    served.url(f"/bytes/{BIG_SIZE}"), streaming_callback=sink, **options
-                )
-                check_stream(sink, big, BIG_SIZE)
-                assert big.framing == framing
-            finally:
-                client.close()
             state = served.state
             assert {r[1] for r in state.requests} == {framing}
             if framing in MULTIPLEXED:
@@ -776,16 +780,13 @@ def test_hundred_concurrent_fetches_one_connection(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 url = served.url(f"/gate/g/{CONCURRENT}")
                 responses = await asyncio.gather(
                     *(client.fetch(url, protocol=protocol) for _ in range(CONCURRENT))
                 )
                 session = only_session(client)
                 assert opened_streams(session) == CONCURRENT
-            finally:
-                client.close()
             assert [r.code for r in responses] == [200] * CONCURRENT
             assert {r.framing for r in responses} == {protocol}
             assert {r.body for r in responses} == {str(CONCURRENT).encode()}
@@ -808,8 +809,7 @@ def test_server_stream_limit(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True, max_concurrent_streams=10) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 responses = await asyncio.gather(
                     *(
                         client.fetch(served.url("/gate/g/10"), protocol=protocol)
@@ -817,8 +817,6 @@ def test_server_stream_limit(protocol: str) -> None:
                     ),
                     return_exceptions=True,
                 )
-            finally:
-                client.close()
             codes = collections.Counter(getattr(r, "code", repr(r)) for r in responses)
             assert codes == {200: CONCURRENT}
             assert served.state.gates["g"].max_in_flight == 10
@@ -839,24 +837,8 @@ def test_tornado_httpserver(tls: bool) -> None:
 
     async def scenario() -> None:
         async with serve(tls, tornado_server=True) as served:
-            client = make_client()
-            try:
-                hello = await client.fetch(served.url("/hello"))
-                assert hello.code == 200 and hello.body == HELLO
-                assert hello.framing == "http/1.1"
-                body = pattern(ECHO_SIZE)
-                echo = await client.fetch(
-                    served.url("/echo"), method="POST", body=body, headers=OCTETS
-                )
-                assert sha256(echo.body) == sha256(body)
-                sink = Sink()
-                big = await client.fetch(
-                    served.url(f"/bytes/{BIG_SIZE}"), streaming_callback=sink
-                )
-                check_stream(sink, big, BIG_SIZE)
-                assert big.framing == "http/1.1"
-            finally:
-                client.close()
+            with spdy_client() as client:
+                await get_post_download(client, served.url, "http/1.1")
             assert served.state.streams_of("/hello") == 1
 
     run(scenario)
@@ -878,40 +860,18 @@ def test_nghttpd(mode: str, htdocs: str) -> None:
 
     async def scenario() -> None:
         async with nghttpd(tls, htdocs) as peer:
-            client = make_client()
-            try:
-                hello = await client.fetch(peer.url("/hello.txt"), **options)
-                assert hello.code == 200 and hello.body == HELLO
-                assert hello.framing == "h2"
-
-                body = pattern(ECHO_SIZE)
-                echo = await client.fetch(
-                    peer.url("/echo"),
-                    method="POST",
-                    body=body,
-                    headers=OCTETS,
+            with spdy_client() as client:
+                _, echo = await get_post_download(
+                    client,
+                    peer.url,
+                    "h2",
+                    hello_path="/hello.txt",
+                    big_path="/big.bin",
                     **options,
                 )
-                assert echo.code == 200 and echo.framing == "h2"
                 assert echo.headers.get("Nghttpd-Response") == "echo"
-                assert sha256(echo.body) == sha256(body)
-
-                sink = Sink()
-                big = await client.fetch(
-                    peer.url("/big.bin"), streaming_callback=sink, **options
-                )
-                check_stream(sink, big, BIG_SIZE)
-
-                responses = await asyncio.gather(
-                    *(
-                        client.fetch(peer.url("/hello.txt"), **options)
-                        for _ in range(CONCURRENT)
-                    )
-                )
-                assert {(r.code, r.body) for r in responses} == {(200, HELLO)}
+                await get_hello_at_once(client, peer.url("/hello.txt"), **options)
                 assert opened_streams(only_session(client)) == 3 + CONCURRENT
-            finally:
-                client.close()
             text = await peer.log.wait_for(
                 lambda t: len(nghttpd_requests(t)) >= 3 + CONCURRENT
             )
@@ -934,36 +894,14 @@ def test_nghttpd_push(mode: str, htdocs: str) -> None:
 
     async def scenario() -> None:
         async with nghttpd(tls, htdocs) as peer:
-            client = make_client()
-            try:
-                pushed: asyncio.Future[HTTPResponse] = (
-                    asyncio.get_running_loop().create_future()
-                )
-                parent = await client.fetch(
-                    peer.url("/push.html"), push_callback=pushed.set_result, **options
-                )
-                assert parent.code == 200 and parent.body == PUSH_PARENT
-                push_url = peer.url("/pushed.js")
-                assert parent.associated_urls == [push_url]
-                push = await bounded(pushed)
-                assert push.code == 200
-                assert push.effective_url == push_url
-                assert push.associated_to_url == peer.url("/push.html")
-                assert sha256(push.body) == sha256(pattern(PUSH_SIZE))
-
-                session = only_session(client)
-                streams = opened_streams(session)
-                again = await client.fetch(push_url, **options)
-                assert again.code == 200 and getattr(again, "pushed", False)
-                assert sha256(again.body) == sha256(pattern(PUSH_SIZE))
-                assert opened_streams(session) == streams
+            with spdy_client() as client:
+                push = await get_pushing(client, peer.url, "/push.html", **options)
+                await get_pushed_again(client, push.effective_url, **options)
 
                 # A request after it: once nghttpd logged this one, it would
                 # have logged one for /pushed.js too.
                 hello = await client.fetch(peer.url("/hello.txt"), **options)
                 assert hello.code == 200
-            finally:
-                client.close()
             text = await peer.log.wait_for(lambda t: "/hello.txt" in t)
             paths = [path for _, _, path in nghttpd_requests(text)]
             assert paths == ["/push.html", "/hello.txt"], text[-3000:]
@@ -983,17 +921,8 @@ def test_nghttpd_stream_limit(mode: str, htdocs: str) -> None:
 
     async def scenario() -> None:
         async with nghttpd(tls, htdocs, "-m", "10") as peer:
-            client = make_client()
-            try:
-                responses = await asyncio.gather(
-                    *(
-                        client.fetch(peer.url("/hello.txt"), **options)
-                        for _ in range(CONCURRENT)
-                    )
-                )
-            finally:
-                client.close()
-            assert {(r.code, r.body) for r in responses} == {(200, HELLO)}
+            with spdy_client() as client:
+                await get_hello_at_once(client, peer.url("/hello.txt"), **options)
             text = await peer.log.wait_for(
                 lambda t: len(nghttpd_requests(t)) >= CONCURRENT
             )
@@ -1025,39 +954,10 @@ def test_node_spdy_transport(protocol: str, tls: bool) -> None:
 
     async def scenario() -> None:
         async with spdy_peer(protocol, tls) as peer:
-            client = make_client()
-            try:
-                hello = await client.fetch(peer.url("/hello"), **options)
-                assert hello.code == 200 and hello.body == HELLO
-                assert hello.framing == protocol
-
-                body = pattern(ECHO_SIZE)
-                echo = await client.fetch(
-                    peer.url("/echo"),
-                    method="POST",
-                    body=body,
-                    headers=OCTETS,
-                    **options,
-                )
-                assert echo.code == 200 and echo.framing == protocol
-                assert sha256(echo.body) == sha256(body)
-
-                sink = Sink()
-                big = await client.fetch(
-                    peer.url(f"/bytes/{BIG_SIZE}"), streaming_callback=sink, **options
-                )
-                check_stream(sink, big, BIG_SIZE)
-
-                responses = await asyncio.gather(
-                    *(
-                        client.fetch(peer.url("/hello"), **options)
-                        for _ in range(CONCURRENT)
-                    )
-                )
-                assert {(r.code, r.body) for r in responses} == {(200, HELLO)}
+            with spdy_client() as client:
+                await get_post_download(client, peer.url, protocol, **options)
+                await get_hello_at_once(client, peer.url("/hello"), **options)
                 assert opened_streams(only_session(client)) == 3 + CONCURRENT
-            finally:
-                client.close()
             text = await peer.log.wait_for(
                 lambda t: len(node_requests(t)) >= 3 + CONCURRENT
             )
@@ -1077,35 +977,14 @@ def test_node_push(protocol: str, tls: bool) -> None:
 
     async def scenario() -> None:
         async with spdy_peer(protocol, tls) as peer:
-            client = make_client()
-            try:
-                pushed: asyncio.Future[HTTPResponse] = (
-                    asyncio.get_running_loop().create_future()
-                )
-                parent = await client.fetch(
-                    peer.url("/push"), push_callback=pushed.set_result, **options
-                )
-                assert parent.code == 200 and parent.body == PUSH_PARENT
-                push_url = peer.url("/pushed.js")
-                assert parent.associated_urls == [push_url]
-                push = await bounded(pushed)
-                assert push.code == 200 and push.effective_url == push_url
-                assert push.associated_to_url == peer.url("/push")
+            with spdy_client() as client:
+                push = await get_pushing(client, peer.url, "/push", **options)
                 assert push.headers["Content-Type"] == "application/javascript"
                 assert push.framing == protocol
-                assert sha256(push.body) == sha256(pattern(PUSH_SIZE))
-
-                session = only_session(client)
-                streams = opened_streams(session)
-                again = await client.fetch(push_url, **options)
-                assert again.code == 200 and getattr(again, "pushed", False)
-                assert sha256(again.body) == sha256(pattern(PUSH_SIZE))
-                assert opened_streams(session) == streams
+                await get_pushed_again(client, push.effective_url, **options)
 
                 hello = await client.fetch(peer.url("/hello"), **options)
                 assert hello.code == 200
-            finally:
-                client.close()
             text = await peer.log.wait_for(lambda t: "GET /hello" in t)
             paths = [path for _, _, path in node_requests(text)]
             assert paths == ["/push", "/hello"], text[-2000:]
@@ -1125,15 +1004,12 @@ def test_node_download_default_window(protocol: str) -> None:
 
     async def scenario() -> None:
         async with spdy_peer(protocol, False) as peer:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 for _ in range(40):
                     response = await client.fetch(
                         peer.url(f"/bytes/{MiB}"), protocol=protocol
                     )
                     assert sha256(response.body) == sha256(pattern(MiB))
-            finally:
-                client.close()
 
     run(scenario)
 
@@ -1151,24 +1027,10 @@ def test_push_own_server(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
-                pushed: asyncio.Future[HTTPResponse] = (
-                    asyncio.get_running_loop().create_future()
-                )
-                parent = await client.fetch(
-                    served.url("/push"),
-                    push_callback=pushed.set_result,
-                    protocol=protocol,
-                )
-                assert parent.code == 200 and parent.body == PUSH_PARENT
-                push_url = served.url("/pushed.js")
-                assert parent.associated_urls == [push_url]
-                push = await bounded(pushed)
-                assert push.code == 200 and push.effective_url == push_url
-                assert push.associated_to_url == served.url("/push")
+            with spdy_client() as client:
+                push = await get_pushing(client, served.url, "/push", protocol=protocol)
                 assert push.framing == protocol
-                assert sha256(push.body) == sha256(pattern(PUSH_SIZE))
+                push_url = push.effective_url
 
                 session = only_session(client)
                 streams = opened_streams(session)
@@ -1196,8 +1058,6 @@ def test_push_own_server(protocol: str) -> None:
                 assert sha256(third.body) == sha256(pattern(PUSH_SIZE))
                 assert opened_streams(session) == 2
                 assert served.state.streams_of("/pushed.js") == 2
-            finally:
-                client.close()
 
     run(scenario)
 
@@ -1218,8 +1078,7 @@ def test_request_timeout(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 for raise_error in (True, False):
                     with pytest.raises(HTTPTimeoutError) as caught:
                         await client.fetch(
@@ -1238,12 +1097,34 @@ def test_request_timeout(protocol: str) -> None:
                 assert state.aborted == ["/never", "/never"]
                 hello = await client.fetch(served.url("/hello"), protocol=protocol)
                 assert hello.code == 200 and hello.framing == protocol
-            finally:
-                client.close()
             if protocol in MULTIPLEXED:
                 assert served.state.connections == 1
 
     run(scenario)
+
+
+@contextlib.asynccontextmanager
+async def silent_peer(
+    scheme: str,
+) -> AsyncIterator[tuple[str, list[asyncio.StreamWriter]]]:
+    """A listener on 127.0.0.1 that accepts connections and never writes a
+    byte: its URL (``scheme``) and the connections it accepted so far."""
+    accepted: list[asyncio.StreamWriter] = []
+
+    async def silent(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        accepted.append(writer)
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        yield f"{scheme}://127.0.0.1:{port}/", accepted
+    finally:
+        listener.close()
+        for writer in accepted:
+            writer.close()
+        await listener.wait_closed()
 
 
 @pytest.mark.parametrize("protocol", [None, "h2", "spdy/3"])
@@ -1253,39 +1134,23 @@ def test_connect_timeout(protocol: str | None) -> None:
     does; a later fetch to the same origin is not stuck behind it."""
 
     async def scenario() -> None:
-        accepted: list[asyncio.StreamWriter] = []
-
-        async def silent(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> None:
-            accepted.append(writer)
-
-        listener = await asyncio.start_server(silent, "127.0.0.1", 0)
-        port = listener.sockets[0].getsockname()[1]
-        url = f"https://127.0.0.1:{port}/"
         options = {} if protocol is None else {"protocol": protocol}
-        client = make_client()
-        try:
-            for _ in range(2):
-                with pytest.raises(HTTPTimeoutError) as caught:
-                    await client.fetch(url, connect_timeout=0.3, **options)
-                assert caught.value.code == 599
-                assert "connect" in str(caught.value).lower() or "TLS" in str(
-                    caught.value
-                )
-            stock = SimpleAsyncHTTPClient(force_instance=True)
-            try:
-                with pytest.raises(HTTPTimeoutError):
-                    await stock.fetch(url, connect_timeout=0.3, validate_cert=False)
-            finally:
-                stock.close()
-            assert len(accepted) == 3
-        finally:
-            client.close()
-            listener.close()
-            for writer in accepted:
-                writer.close()
-            await listener.wait_closed()
+        async with silent_peer("https") as (url, accepted):
+            with spdy_client() as client:
+                for _ in range(2):
+                    with pytest.raises(HTTPTimeoutError) as caught:
+                        await client.fetch(url, connect_timeout=0.3, **options)
+                    assert caught.value.code == 599
+                    assert "connect" in str(caught.value).lower() or "TLS" in str(
+                        caught.value
+                    )
+                stock = SimpleAsyncHTTPClient(force_instance=True)
+                try:
+                    with pytest.raises(HTTPTimeoutError):
+                        await stock.fetch(url, connect_timeout=0.3, validate_cert=False)
+                finally:
+                    stock.close()
+                assert len(accepted) == 3
 
     run(scenario)
 
@@ -1296,30 +1161,17 @@ def test_connect_timeout_while_another_connects() -> None:
     other one (2.5 s) gives up. (Tornado's own client connects for each.)"""
 
     async def scenario() -> None:
-        accepted: list[asyncio.StreamWriter] = []
-
-        async def silent(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> None:
-            accepted.append(writer)
-
-        listener = await asyncio.start_server(silent, "127.0.0.1", 0)
-        url = f"https://127.0.0.1:{listener.sockets[0].getsockname()[1]}/"
-        client = make_client()
-        slow = asyncio.ensure_future(client.fetch(url, connect_timeout=2.5))
-        quick = asyncio.ensure_future(client.fetch(url, connect_timeout=0.3))
-        try:
-            with pytest.raises(HTTPTimeoutError):
-                await asyncio.wait_for(asyncio.shield(quick), 1.5)
-        finally:
-            for future in (slow, quick):
-                with contextlib.suppress(Exception):
-                    await future
-            client.close()
-            listener.close()
-            for writer in accepted:
-                writer.close()
-            await listener.wait_closed()
+        async with silent_peer("https") as (url, _):
+            with spdy_client() as client:
+                slow = asyncio.ensure_future(client.fetch(url, connect_timeout=2.5))
+                quick = asyncio.ensure_future(client.fetch(url, connect_timeout=0.3))
+                try:
+                    with pytest.raises(HTTPTimeoutError):
+                        await asyncio.wait_for(asyncio.shield(quick), 1.5)
+                finally:
+                    for future in (slow, quick):
+                        with contextlib.suppress(Exception):
+                            await future
 
     run(scenario)
 
@@ -1331,27 +1183,12 @@ def test_request_timeout_silent_peer(protocol: str) -> None:
     HTTPTimeoutError."""
 
     async def scenario() -> None:
-        accepted: list[asyncio.StreamWriter] = []
-
-        async def silent(
-            reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-        ) -> None:
-            accepted.append(writer)
-
-        listener = await asyncio.start_server(silent, "127.0.0.1", 0)
-        url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/"
-        client = make_client()
-        try:
-            with pytest.raises(HTTPTimeoutError) as caught:
-                await client.fetch(url, request_timeout=0.3, protocol=protocol)
-            assert caught.value.code == 599
-            assert len(accepted) == 1
-        finally:
-            client.close()
-            listener.close()
-            for writer in accepted:
-                writer.close()
-            await listener.wait_closed()
+        async with silent_peer("http") as (url, accepted):
+            with spdy_client() as client:
+                with pytest.raises(HTTPTimeoutError) as caught:
+                    await client.fetch(url, request_timeout=0.3, protocol=protocol)
+                assert caught.value.code == 599
+                assert len(accepted) == 1
 
     run(scenario)
 
@@ -1363,8 +1200,7 @@ def test_raise_error(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 with pytest.raises(HTTPClientError) as caught:
                     await client.fetch(served.url("/missing"), protocol=protocol)
                 assert caught.value.code == 404
@@ -1375,8 +1211,6 @@ def test_raise_error(protocol: str) -> None:
                 )
                 assert response.code == 404 and response.error is not None
                 assert response.framing == protocol
-            finally:
-                client.close()
 
     run(scenario)
 
@@ -1437,8 +1271,7 @@ def test_redirects(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 response = await client.fetch(
                     served.url("/redirect/3"), max_redirects=5, protocol=protocol
                 )
@@ -1469,8 +1302,6 @@ def test_redirects(protocol: str) -> None:
                 )
                 assert response.code == 302
                 assert response.headers["Location"] == "/redirect/2"
-            finally:
-                client.close()
             if protocol in MULTIPLEXED:
                 assert served.state.connections == 1
 
@@ -1490,8 +1321,7 @@ def test_validate_cert() -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 with pytest.raises((ssl.SSLError, HTTPClientError)) as caught:
                     await client.fetch(served.url("/hello"), validate_cert=True)
                 error = caught.value
@@ -1505,8 +1335,6 @@ def test_validate_cert() -> None:
                 )
                 assert response.code == 200 and response.body == HELLO
                 assert response.framing == "h2"
-            finally:
-                client.close()
             # The failed handshake, then the good one.
             assert served.state.connections == 2
 
@@ -1525,8 +1353,7 @@ def test_decompress_response(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 response = await client.fetch(served.url("/gzip"), protocol=protocol)
                 assert response.code == 200
                 assert response.body == GZIP_TEXT
@@ -1539,8 +1366,6 @@ def test_decompress_response(protocol: str) -> None:
                 assert raw.headers["Content-Encoding"] == "gzip"
                 assert gzip.decompress(raw.body) == GZIP_TEXT
                 assert len(raw.body) < len(GZIP_TEXT) // 10
-            finally:
-                client.close()
 
     run(scenario)
 
@@ -1665,16 +1490,13 @@ def test_idle_session_reused(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 await client.fetch(served.url("/hello"), protocol=protocol)
                 session = only_session(client)
                 assert not session.streams  # idle
                 await client.fetch(served.url("/hello"), protocol=protocol)
                 assert only_session(client) is session
                 assert opened_streams(session) == 2
-            finally:
-                client.close()
             assert served.state.connections == 1
             assert [r[3] for r in served.state.requests] == [1, 3]
 
@@ -1687,15 +1509,12 @@ def test_force_connection(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 first = await client.fetch(served.url("/hello"), protocol=protocol)
                 second = await client.fetch(
                     served.url("/hello"), protocol=protocol, force_connection=True
                 )
                 assert first.framing == second.framing == protocol
-            finally:
-                client.close()
             state = served.state
             assert state.connections == 2
             assert len({r[2] for r in state.requests}) == 2
@@ -1710,15 +1529,12 @@ def test_close_closes_every_session() -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 await client.fetch(served.url("/hello"))
                 first = only_session(client)
                 await client.fetch(served.url("/hello"), force_connection=True)
                 second = only_session(client)
                 assert second is not first
-            finally:
-                client.close()
             assert second.stream.closed()
             assert first.stream.closed()
 
@@ -1732,8 +1548,7 @@ def test_dead_session_replaced(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 await client.fetch(served.url("/hello"), protocol=protocol)
                 session = only_session(client)
                 for connection in list(served.server._connections):
@@ -1742,8 +1557,6 @@ def test_dead_session_replaced(protocol: str) -> None:
                 response = await client.fetch(served.url("/hello"), protocol=protocol)
                 assert response.code == 200 and response.body == HELLO
                 assert only_session(client) is not session
-            finally:
-                client.close()
             assert served.state.connections == 2
 
     run(scenario)
@@ -1757,18 +1570,36 @@ def test_dead_session_unnoticed(protocol: str) -> None:
 
     async def scenario() -> None:
         async with serve(True) as served:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 await client.fetch(served.url("/hello"), protocol=protocol)
                 for connection in list(served.server._connections):
                     connection.stream.close()
                 response = await client.fetch(served.url("/hello"), protocol=protocol)
                 assert response.code == 200 and response.body == HELLO
-            finally:
-                client.close()
             assert served.state.connections == 2
 
     run(scenario)
+
+
+async def held_fetches(
+    client: Any, served: Served, n: int, protocol: str
+) -> list[asyncio.Future[HTTPResponse]]:
+    """``n`` fetches of ``/hold``, once the server holds them all (until the
+    test calls ``state.hold.release``)."""
+    held = [
+        asyncio.ensure_future(client.fetch(served.url("/hold"), protocol=protocol))
+        for _ in range(n)
+    ]
+    await served.state.hold.wait_arrived(n)
+    return held
+
+
+async def goaway_received(served: Served, watch: FrameWatch) -> asyncio.Future[None]:
+    """Start the server's ``close_all_connections()`` and wait until the
+    client received its GOAWAY; the closing, still under way."""
+    closing = asyncio.ensure_future(served.server.close_all_connections())
+    await watch.wait("recv GoAwayFrame")
+    return closing
 
 
 @pytest.mark.parametrize("protocol", MULTIPLEXED)
@@ -1782,20 +1613,12 @@ def test_goaway_later_fetches_new_connection(protocol: str) -> None:
     async def scenario() -> None:
         state = ServerState()
         async with serve(True, state=state) as served:
-            client = make_client()
-            watch = FrameWatch(client)
-            try:
-                held = [
-                    asyncio.ensure_future(
-                        client.fetch(served.url("/hold"), protocol=protocol)
-                    )
-                    for _ in range(3)
-                ]
-                await state.hold.wait_arrived(3)
+            with spdy_client() as client:
+                watch = FrameWatch(client)
+                held = await held_fetches(client, served, 3, protocol)
                 session = only_session(client)
                 served.server.stop()
-                closing = asyncio.ensure_future(served.server.close_all_connections())
-                await watch.wait("recv GoAwayFrame")
+                closing = await goaway_received(served, watch)
                 assert not session.accepts_streams
                 assert not any(future.done() for future in held)
 
@@ -1813,8 +1636,6 @@ def test_goaway_later_fetches_new_connection(protocol: str) -> None:
                     state.hold.release(3)
                     await bounded(asyncio.gather(*held, return_exceptions=True))
                     await bounded(closing, CLOSE_TIMEOUT)
-            finally:
-                client.close()
             assert state.connections == 1
             assert state.streams_of("/hold") == 3
             assert state.streams_of("/hello") == 0
@@ -1831,25 +1652,15 @@ def test_goaway_accepted_streams_finish(protocol: str) -> None:
     async def scenario() -> None:
         state = ServerState()
         async with serve(True, state=state) as served:
-            client = make_client()
-            watch = FrameWatch(client)
-            try:
-                held = [
-                    asyncio.ensure_future(
-                        client.fetch(served.url("/hold"), protocol=protocol)
-                    )
-                    for _ in range(3)
-                ]
-                await state.hold.wait_arrived(3)
+            with spdy_client() as client:
+                watch = FrameWatch(client)
+                held = await held_fetches(client, served, 3, protocol)
                 session = only_session(client)
-                closing = asyncio.ensure_future(served.server.close_all_connections())
-                await watch.wait("recv GoAwayFrame")
+                closing = await goaway_received(served, watch)
                 state.hold.release(3)
                 results = await bounded(asyncio.gather(*held, return_exceptions=True))
                 await bounded(closing, CLOSE_TIMEOUT)
                 await bounded(session._closed_future)
-            finally:
-                client.close()
             assert [getattr(r, "code", r) for r in results] == [200, 200, 200]
             assert {r.body for r in results} == {HELLO}
 
@@ -1864,22 +1675,15 @@ def test_goaway_close_is_prompt(protocol: str) -> None:
     async def scenario() -> None:
         state = ServerState()
         async with serve(True, state=state) as served:
-            client = make_client()
-            watch = FrameWatch(client)
-            try:
-                held = asyncio.ensure_future(
-                    client.fetch(served.url("/hold"), protocol=protocol)
-                )
-                await state.hold.wait_arrived(1)
+            with spdy_client() as client:
+                watch = FrameWatch(client)
+                [held] = await held_fetches(client, served, 1, protocol)
                 session = only_session(client)
-                closing = asyncio.ensure_future(served.server.close_all_connections())
-                await watch.wait("recv GoAwayFrame")
+                closing = await goaway_received(served, watch)
                 state.hold.release()
                 assert (await bounded(held)).code == 200
                 await bounded(session._closed_future, 1.0)
                 await bounded(closing, 1.0)
-            finally:
-                client.close()
 
     run(scenario)
 
@@ -2015,13 +1819,10 @@ def test_refused_stream_retried_once() -> None:
 
     async def scenario() -> None:
         async with raw_server(lambda conn, n: "refuse" if n == 1 else "answer") as raw:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 response = await client.fetch(
                     f"http://127.0.0.1:{raw.port}/", protocol="h2"
                 )
-            finally:
-                client.close()
             assert response.code == 200 and response.body == HELLO
             assert raw.requests == [(1, 1), (1, 3)]
 
@@ -2034,8 +1835,7 @@ def test_refused_stream_retried_only_once() -> None:
 
     async def scenario() -> None:
         async with raw_server(lambda conn, n: "refuse") as raw:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 with pytest.raises(HTTPClientError) as caught:
                     await client.fetch(
                         f"http://127.0.0.1:{raw.port}/",
@@ -2043,8 +1843,6 @@ def test_refused_stream_retried_only_once() -> None:
                         raise_error=False,
                     )
                 assert caught.value.code == 599
-            finally:
-                client.close()
             assert raw.requests == [(1, 1), (1, 3)]
 
     run(scenario)
@@ -2059,13 +1857,10 @@ def test_goaway_above_last_stream_retried() -> None:
         async with raw_server(
             lambda conn, n: "goaway" if conn == 1 else "answer"
         ) as raw:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 response = await client.fetch(
                     f"http://127.0.0.1:{raw.port}/", protocol="h2"
                 )
-            finally:
-                client.close()
             assert response.code == 200 and response.body == HELLO
             assert raw.requests == [(1, 1), (2, 1)]
             assert raw.connections == 2
@@ -2162,15 +1957,12 @@ def test_reset_after_complete_response(protocol: str) -> None:
 
     async def scenario() -> None:
         async with raw_server(lambda conn, n: "answer-reset", protocol) as raw:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 for _ in range(2):
                     response = await client.fetch(
                         f"http://127.0.0.1:{raw.port}/", protocol=protocol
                     )
                     assert response.code == 200 and response.body == HELLO
-            finally:
-                client.close()
             assert raw.requests == [(1, 1), (1, 3)]
 
     run(scenario)
@@ -2184,13 +1976,10 @@ def test_complete_response_then_connection_close(protocol: str) -> None:
 
     async def scenario() -> None:
         async with raw_server(lambda conn, n: "answer-close", protocol) as raw:
-            client = make_client()
-            try:
+            with spdy_client() as client:
                 response = await client.fetch(
                     f"http://127.0.0.1:{raw.port}/", protocol=protocol
                 )
-            finally:
-                client.close()
             assert response.code == 200 and response.body == HELLO
             assert raw.requests == [(1, 1)]
 

@@ -22,9 +22,7 @@ import pytest
 from hyperframe import frame as hf
 
 from tests.fault_util import (
-    CHUNK,
     CLOSE_TIMEOUT,
-    PAYLOAD,
     TIMEOUT,
     above_info,
     run,
@@ -34,6 +32,7 @@ from tests.fault_util import (
     vanish_raw,
 )
 from tests.push_client import PushClient
+from tests.server_util import CHUNK, PAYLOAD
 from tests.test_server_bad_input import H2RawClient, RawClient
 from tornado_spdy.session import LINGER, Session
 from tornado_spdy.spdy import frames as sf
@@ -65,9 +64,7 @@ def test_peer_vanishes_mid_upload(protocol: str, how: str, logs) -> None:
 
     async def scenario() -> None:
         async with serving(protocol) as h:
-            client = await h.connect()
-            await client.handshake()
-            session = h.session_of(client)
+            client, session = await h.client_and_session()
             stream_id = client.request(
                 "/upload",
                 "POST",
@@ -104,9 +101,7 @@ def test_peer_vanishes_mid_download(protocol: str, how: str, logs) -> None:
 
     async def scenario() -> None:
         async with serving(protocol) as h:
-            client = await h.connect()
-            await client.handshake()
-            session = h.session_of(client)
+            client, session = await h.client_and_session()
             stream_id = client.request("/download")
             reply = client.replies[stream_id]
             await client.read_until(lambda: len(reply.body) >= 200_000)
@@ -464,9 +459,7 @@ def keep_sending_after_goaway(
 
     async def scenario() -> None:
         async with serving(protocol) as h:
-            client = await h.connect()
-            await client.handshake()
-            session = h.session_of(client)
+            client, session = await h.client_and_session()
             held = client.request("/hold?n=1")
             await h.probe.wait("hold-started")
             if how == "start_draining":

@@ -30,21 +30,19 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
-import functools
 import hashlib
 import json
-import logging
 import os
 import re
-import socket
-from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from typing import Any
 
 import pytest
 from tornado import web
-from tornado.netutil import bind_sockets
 
-from tests.peers_util import PEERS_DIR, require_node_package, require_peer
+from tests import server_util
+from tests.peers_util import PEERS_DIR, require_node_package, require_peer, run_peer
+from tests.server_util import pattern, sha256
 
 # tornado_spdy is imported inside the helpers, so that a broken package fails
 # these tests one by one rather than the collection of the whole suite.
@@ -58,10 +56,6 @@ ECHO_SIZE = 2 * 1024 * 1024
 BIG_SIZE = 10 * 1024 * 1024
 CONCURRENT = 100
 
-#: The bytes handler writes its body in pieces of this size, each awaited
-#: (``flush()``), so that the download runs under the server's back-pressure.
-WRITE_PIECE = 256 * 1024
-
 #: How long a gated request waits for the rest of its group.
 GATE_TIMEOUT = 30.0
 #: One client process, and one whole scenario.
@@ -70,22 +64,14 @@ SCENARIO_TIMEOUT = 100.0
 #: The server's graceful close at the end of a scenario.
 CLOSE_TIMEOUT = 10.0
 
-pytestmark = [pytest.mark.peer, pytest.mark.timeout(120)]
+pytestmark = [
+    pytest.mark.peer,
+    pytest.mark.timeout(120),
+    pytest.mark.usefixtures("no_tornado_errors"),
+]
 
 
 # --------------------------------------------------------------------------- data
-
-_PERIOD = bytes(range(251))
-
-
-@functools.cache
-def pattern(n: int) -> bytes:
-    """``n`` bytes of the test pattern ``byte[i] = i % 251`` (spdy_peer.js's)."""
-    return (_PERIOD * (n // 251 + 1))[:n]
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
 
 
 def file_sha256(path: os.PathLike[str] | str) -> tuple[int, str]:
@@ -96,23 +82,6 @@ def file_sha256(path: os.PathLike[str] | str) -> tuple[int, str]:
             digest.update(block)
             size += len(block)
     return size, digest.hexdigest()
-
-
-@pytest.fixture(autouse=True)
-def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """No error logged by the server (Tornado's loggers) during a test."""
-    caplog.set_level(logging.INFO, logger="tornado")
-    yield
-    errors = [
-        r
-        for r in caplog.get_records("call")
-        if r.name.startswith("tornado") and r.levelno >= logging.ERROR
-    ]
-    shown = "\n".join(
-        f"{r.name}: {r.getMessage()}" + (f"\n{r.exc_text}" if r.exc_text else "")
-        for r in errors[:10]
-    )
-    assert not errors, f"server logged {len(errors)} errors, first:\n{shown}"
 
 
 @pytest.fixture
@@ -180,13 +149,7 @@ class EchoHandler(BaseHandler):
 
 class BytesHandler(BaseHandler):
     async def get(self, size: str) -> None:
-        n = int(size)
-        data = pattern(n)
-        self.set_header("Content-Type", "application/octet-stream")
-        self.set_header("Content-Length", str(n))
-        for start in range(0, n, WRITE_PIECE):
-            self.write(data[start : start + WRITE_PIECE])
-            await self.flush()
+        await server_util.write_pattern(self, int(size))
 
 
 class GateHandler(BaseHandler):
@@ -226,8 +189,7 @@ class Served:
     tls: bool
 
     def url(self, path: str) -> str:
-        scheme = "https" if self.tls else "http"
-        return f"{scheme}://127.0.0.1:{self.port}{path}"
+        return server_util.local_url(self.tls, self.port, path)
 
 
 @contextlib.asynccontextmanager
@@ -237,25 +199,15 @@ async def serve(tls: bool, **kwargs: Any) -> AsyncIterator[Served]:
     from tornado_spdy.testing import development_ssl_context
 
     state = ServerState()
-
-    class CountingServer(SPDYServer):
-        async def handle_stream(self, stream: Any, address: tuple) -> None:
-            state.connections += 1
-            await super().handle_stream(stream, address)
-
+    counting_server = server_util.counting(SPDYServer, state)
     if tls:
         kwargs["ssl_options"] = development_ssl_context()
-    server = CountingServer(make_app(state), **kwargs)
-    [sock] = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-    server.add_sockets([sock])
-    closed = False
+    server = counting_server(make_app(state), **kwargs)
+    port = server_util.listen(server)
     try:
-        yield Served(sock.getsockname()[1], state, tls)
+        yield Served(port, state, tls)
     finally:
-        server.stop()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.close_all_connections(), CLOSE_TIMEOUT)
-            closed = True
+        closed = await server_util.close_gracefully(server, CLOSE_TIMEOUT)
     # Reached only when the scenario itself passed.
     assert closed, f"close_all_connections() did not finish in {CLOSE_TIMEOUT} s"
 
@@ -296,21 +248,7 @@ async def execute(
     *argv: str, timeout: float = PEER_TIMEOUT, cwd: str | None = None
 ) -> Completed:
     """Run a client program to its end, bounded by ``timeout``."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        cwd=cwd,
-    )
-    try:
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail(f"{' '.join(argv)} did not finish in {timeout} s")
-    assert proc.returncode is not None
-    return Completed(argv, proc.returncode, stdout, stderr)
+    return Completed(argv, *await run_peer(argv, timeout, cwd))
 
 
 # ------------------------------------------------------------------------- curl

@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from tests.peers_util import PEERS_DIR, require_node_package, require_peer
+from tests.server_util import pattern, sha256
 
 # The core is imported inside the tests, so that a broken core fails them one by
 # one instead of breaking the collection of the whole suite.
@@ -75,18 +76,6 @@ pytestmark = [pytest.mark.peer, pytest.mark.timeout(60)]
 
 
 # --------------------------------------------------------------------------- helpers
-
-_PERIOD = bytes(range(251))
-
-
-def pattern(n: int) -> bytes:
-    """``n`` bytes of the test pattern ``byte[i] = i % 251``."""
-    return (_PERIOD * (n // 251 + 1))[:n]
-
-
-def sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
 
 EXPECTED = {
     "/hello": (len(HELLO), sha256(HELLO)),

@@ -25,27 +25,24 @@ import functools
 import gzip
 import hashlib
 import json
-import logging
 import os
 import re
-import socket
 import urllib.parse
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
 import tornado.template
 from tornado import web
-from tornado.netutil import bind_sockets
 
-from tests.peers_util import PEERS_DIR, require_node_package, require_peer
+from tests import server_util
+from tests.peers_util import PEERS_DIR, require_node_package, require_peer, run_peer
 from tests.push_client import CANCEL, PushClient, StreamResetError
 from tornado_spdy import SPDYServer
 from tornado_spdy.session import SessionParameters
-from tornado_spdy.testing import development_ssl_context
 from tornado_spdy.web import PushError, RequestHandler
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.timeout(120), pytest.mark.usefixtures("no_tornado_errors")]
 
 PROTOCOLS = ("h2", "spdy/3.1", "spdy/3", "spdy/2")
 SPDY = ("spdy/3.1", "spdy/3", "spdy/2")
@@ -310,23 +307,6 @@ def make_app(state: State, static_path: str | None, **settings: Any) -> web.Appl
 # ---------------------------------------------------------------- the harness
 
 
-@pytest.fixture(autouse=True)
-def no_server_errors(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
-    """No error logged by the server (Tornado's loggers) during a test."""
-    caplog.set_level(logging.INFO, logger="tornado")
-    yield
-    errors = [
-        r
-        for r in caplog.get_records("call")
-        if r.name.startswith("tornado") and r.levelno >= logging.ERROR
-    ]
-    shown = "\n".join(
-        f"{r.name}: {r.getMessage()}" + (f"\n{r.exc_text}" if r.exc_text else "")
-        for r in errors[:5]
-    )
-    assert not errors, f"server logged {len(errors)} errors, first:\n{shown}"
-
-
 @pytest.fixture(scope="module")
 def static_dir(tmp_path_factory: pytest.TempPathFactory) -> str:
     path = tmp_path_factory.mktemp("push_static")
@@ -365,7 +345,7 @@ class Served:
         return client
 
     def url(self, path: str) -> str:
-        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
+        return server_util.local_url(self.tls, self.port, path)
 
 
 @contextlib.asynccontextmanager
@@ -379,23 +359,14 @@ async def serve(
     knowledge; over TLS, whatever ALPN picks)."""
     state = State()
     app = make_app(state, static_path, **settings)
-    options: dict[str, Any] = {}
-    if tls:
-        options["ssl_options"] = development_ssl_context()
-    else:
-        options["plain_protocol"] = protocol
-    server = SPDYServer(app, **options)
-    [sock] = bind_sockets(0, "127.0.0.1", family=socket.AF_INET)
-    server.add_sockets([sock])
-    served = Served(server, sock.getsockname()[1], state, protocol, tls)
+    server = SPDYServer(app, **server_util.server_options(protocol, tls))
+    served = Served(server, server_util.listen(server), state, protocol, tls)
     try:
         yield served
     finally:
         for client in served.clients:
             await client.close()
-        server.stop()
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(server.close_all_connections(), 10)
+        await server_util.close_gracefully(server, 10)
 
 
 async def fetch_page(
@@ -1415,20 +1386,8 @@ async def test_round_robin_among_equal_priorities(protocol: str) -> None:
 
 async def execute(*argv: str, timeout: float = PEER_TIMEOUT) -> tuple[int, bytes, str]:
     """Run a client program to its end: exit status, stdout, stderr."""
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    except TimeoutError:
-        proc.kill()
-        await proc.wait()
-        pytest.fail(f"{' '.join(argv)} did not finish in {timeout} s")
-    assert proc.returncode is not None
-    return proc.returncode, out, err.decode("utf-8", "replace")
+    code, out, err = await run_peer(argv, timeout)
+    return code, out, err.decode("utf-8", "replace")
 
 
 async def run_json(*argv: str) -> dict[str, Any]:
