@@ -54,17 +54,49 @@ WARM_UP = 50
 T = TypeVar("T")
 
 #: Scheduling priority (nice) of the server and the honest client: above the
-#: attacking client, which runs in this process on the same two cores. On
-#: separate machines the attacker could not take the honest client's CPU; here
-#: it would, and its scheduling delay would be counted against the server.
+#: attacking client, which runs in this process on the honest client's CPUs.
+#: On separate machines the attacker could not take the honest client's CPU;
+#: here it would, and its scheduling delay would be counted against the
+#: server.
 FAVOURED_NICE = -10
 
 
-def _favoured() -> None:
-    """In a child process before exec: raise its priority if allowed (root);
-    otherwise leave it, and the figures include the machine's contention."""
-    with contextlib.suppress(PermissionError):
-        os.nice(FAVOURED_NICE)
+def _split_cpus() -> tuple[set[int], set[int]]:
+    """The CPUs of the server, and those of the clients (honest and
+    attacking), when there are at least two: the server's own CPU stands for
+    a machine of its own, so that the honest client's latency measures the
+    server's fairness rather than the attacker's share of one CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        return set(cpus), set(cpus)
+    return {cpus[0]}, set(cpus[1:])
+
+
+SERVER_CPUS, CLIENT_CPUS = _split_cpus()
+
+
+def _favoured(cpus: set[int]) -> Callable[[], None]:
+    """For a child process before exec: pin it to ``cpus`` and raise its
+    priority if allowed (root); otherwise the figures include the machine's
+    contention."""
+
+    def setup() -> None:
+        os.sched_setaffinity(0, cpus)
+        with contextlib.suppress(PermissionError):
+            os.nice(FAVOURED_NICE)
+
+    return setup
+
+
+@contextlib.contextmanager
+def _on_client_cpus() -> Any:
+    """Run this process (the attacker) on the clients' CPUs meanwhile."""
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, CLIENT_CPUS)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
 
 
 # ----------------------------------------------------------------- the server
@@ -107,7 +139,7 @@ class ServerProcess:
                 json.dumps(self.buffers),
             ],
             cwd=REPO_ROOT,
-            preexec_fn=_favoured,
+            preexec_fn=_favoured(SERVER_CPUS),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -295,7 +327,7 @@ async def _h2load(port: int, count: int) -> list[float]:
             "1",
             f"--log-file={log_file}",
             f"http://127.0.0.1:{port}/hello",
-            preexec_fn=_favoured,
+            preexec_fn=_favoured(CLIENT_CPUS),
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
@@ -436,6 +468,21 @@ async def measure(
     noise falls on both phases alike; each phase's figure is the median over
     its rounds.
     """
+    with _on_client_cpus():
+        return await _measure(
+            name, server, attack, parallel, per_connection, honest_port, repeat
+        )
+
+
+async def _measure(
+    name: str,
+    server: ServerProcess,
+    attack: Callable[[], Awaitable[T]],
+    parallel: int,
+    per_connection: int,
+    honest_port: str,
+    repeat: bool,
+) -> tuple[Figures, list[T]]:
     port = server.ports[honest_port]
     await honest_round(port, WARM_UP, per_connection)
     rss_before = server.rss()

@@ -76,12 +76,15 @@ MIN_SLICE = 32
 #: the default 1,000, more than a browser spends on a page.
 SUSPECT_SPENDING = 0.02
 #: Streams of a lost connection told per IOLoop pass.
-TEARDOWN_BATCH = 10
+TEARDOWN_BATCH = 4
 #: IOLoop passes a suspect peer lets go by after each slice of its input: on
 #: a busy server it gets one slice in this many passes, on an idle one it
 #: loses little.
 SUSPECT_TURNS = 10
 
+#: Held requests started per IOLoop pass when other connections share the
+#: process (see `Session._start_held`).
+START_BATCH = 4
 #: Finished messages after which the write pump runs without waiting for
 #: its IOLoop pass (see `Session.stream_finished`).
 FLUSH_BATCH = 16
@@ -299,6 +302,9 @@ class Session:
         #: Requests of the input being read, not started yet: stream id ->
         #: [RequestReceived, and its StreamEnded if that came too].
         self._held: dict[int, list[Any]] = {}
+        self._start_scheduled = False  # _start_more is due
+        self._highest_request = 0  # the highest stream id of a request received
+        self._last_served = 0  # after our GOAWAY: the last stream we serve
         self._holding = False  # a read is being fed in slices: hold requests
         self._peer_went_away = False  # the peer sent GOAWAY
         self._events = event_table(
@@ -480,7 +486,9 @@ class Session:
             if handler is None:
                 continue
             if handler == on_request:
-                held[getattr(event, "stream_id", None)] = [event]  # started after
+                request_id = int(getattr(event, "stream_id", 0))
+                held[request_id] = [event]  # started after
+                self._highest_request = max(self._highest_request, request_id)
                 continue
             if held:
                 stream_id = getattr(event, "stream_id", None)
@@ -504,10 +512,24 @@ class Session:
         not reset meanwhile: Rapid Reset's streams, opened and reset at once,
         never reach the application."""
         held = self._held
-        for stream_id in list(held) if stream_ids is None else stream_ids:
+        waiting = list(held) if stream_ids is None else stream_ids
+        if not self._alone() and len(waiting) > START_BATCH:
+            # A burst waits its turn like any other input: the rest start on
+            # later IOLoop passes, between the other connections' reads.
+            waiting = waiting[:START_BATCH]
+            if not self._start_scheduled:
+                self._start_scheduled = True
+                self.io_loop.add_callback(self._start_more)
+        for stream_id in waiting:
             entry = held.pop(stream_id, None)
             if entry is not None:
                 self._start_request(entry)
+
+    def _start_more(self) -> None:
+        self._start_scheduled = False
+        if self._held and not (self._holding or self._closed or self._cut_off):
+            self._start_held()
+            self.schedule_flush()
 
     def _start_request(self, entry: list[Any]) -> None:
         """Start a held request, then end its body if that came too."""
@@ -527,7 +549,9 @@ class Session:
 
     def _on_request(self, event: Any) -> None:
         stream_id = event.stream_id
-        if self._draining or self._inbound >= self.params.max_concurrent_streams:
+        if (
+            self._draining and stream_id > self._last_served
+        ) or self._inbound >= self.params.max_concurrent_streams:
             if self._spend(self._resets, "refused streams"):
                 self._reset(stream_id, "refused")
             return
@@ -800,7 +824,7 @@ class Session:
         data = self.core.data_to_send()
         if data:
             self._write(data)
-        if self._draining and not self.streams and not self._closing:
+        if self._draining and not self.streams and not self._held and not self._closing:
             self._close_after_flush()
 
     def _pump(self, budget: int) -> None:
@@ -979,6 +1003,10 @@ class Session:
         if self._draining or self._closed:
             return
         self._draining = True
+        # Requests received but held (not started yet) are among those served.
+        self._last_served = (
+            self._highest_request if last_stream_id is None else last_stream_id
+        )
         try:
             self.core.close_connection(last_stream_id=last_stream_id)
         except SEND_ERRORS:
@@ -1059,7 +1087,7 @@ class Session:
 
     def _idle_check(self) -> None:
         self._idle_timer = None
-        if self.streams or self._closed:
+        if self.streams or self._held or self._closed:
             return
         idle = self.io_loop.time() - self._last_activity
         if idle >= self.params.idle_connection_timeout:

@@ -537,7 +537,7 @@ class StreamConnection(httputil.HTTPConnection):
             size = min(len(chunk), window, frame_size, budget - sent)
             last = size == len(chunk)
             end = last and self._finishing and len(chunks) == 1
-            core.send_data(stream_id, chunk[:size], end_stream=end)
+            core.send_data(stream_id, chunk if last else chunk[:size], end_stream=end)
             sent += size
             if last:
                 chunks.popleft()
