@@ -579,7 +579,7 @@ def main() -> None:
             for name, v in mem.items()
         ]
 
-    print(table(rows, ("measurement (median of 3)", "value")))
+    print(table(rows, ("measurement (median of 3; downloads of 7)", "value")))
 
 
 if __name__ == "__main__":

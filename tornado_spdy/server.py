@@ -248,14 +248,13 @@ class SPDYServer(HTTPServer):
         """Close every connection gracefully, all at once: sessions send
         GOAWAY and finish the streams they accepted; HTTP/1.1 connections
         finish their request."""
-        connections = list(self._connections)
-        for conn in connections:
-            if isinstance(conn, Session):
-                conn.start_draining()
-        await asyncio.gather(*(conn.close() for conn in connections))
-        # Connections that arrived meanwhile (before stop()) are closed too.
-        if self._connections:
-            await self.close_all_connections()
+        # Connections that arrive meanwhile (before stop()) are closed too.
+        while self._connections:
+            connections = list(self._connections)
+            for conn in connections:
+                if isinstance(conn, Session):
+                    conn.start_draining()
+            await asyncio.gather(*(conn.close() for conn in connections))
 
     @staticmethod
     def connections_in_process() -> int:
