@@ -513,9 +513,16 @@ class Session:
         never reach the application."""
         held = self._held
         waiting = list(held) if stream_ids is None else stream_ids
-        if not self._alone() and len(waiting) > START_BATCH:
+        if (
+            len(waiting) > START_BATCH
+            and len(held) <= self.params.max_concurrent_streams
+            and not self._alone()
+        ):
             # A burst waits its turn like any other input: the rest start on
-            # later IOLoop passes, between the other connections' reads.
+            # later IOLoop passes, between the other connections' reads. (A
+            # backlog above the stream limit, which no honest peer makes,
+            # starts at once: those over the limit are refused, and what is
+            # held stays bounded.)
             waiting = waiting[:START_BATCH]
             if not self._start_scheduled:
                 self._start_scheduled = True
