@@ -435,6 +435,26 @@ def test_header_block_with_the_wrong_dictionary(version):
     session_error(s, peer.frame(SynStreamFrame(1, 0, 0, block)), HeaderBlockError)
 
 
+@pytest.mark.parametrize("size", [10, 100 * 1024])
+def test_header_block_that_ends_the_zlib_stream(version, size):
+    """A block compressed to the end (a final deflate block), here with a
+    byte after it: the session's inflater can take no later block, so the
+    session ends at once. (Found by the fuzzer: over the header limit, the
+    drain of such a block looped forever, zlib keeping the byte after the
+    end unconsumed.)"""
+    peer, s = server_and_peer(version)
+    profile = VERSIONS[version]
+    fmt = ">H" if profile.length_size == 2 else ">I"
+    value = b"v" * min(size, 0xFFFF if profile.length_size == 2 else size)
+    raw = struct.pack(fmt, 1) + struct.pack(fmt, 1) + b"x"
+    raw += struct.pack(fmt, len(value)) + value
+    co = zlib.compressobj(zdict=profile.dictionary)
+    block = co.compress(raw) + co.flush(zlib.Z_FINISH) + b"\0"
+    started = time.process_time()
+    session_error(s, peer.frame(SynStreamFrame(1, 0, 0, block)), HeaderBlockError)
+    assert time.process_time() - started < 1.0
+
+
 def zlib_bomb(profile, size=100 * 1024 * 1024) -> bytes:
     """A header block that inflates to ``size`` bytes, built without holding
     them (1 MiB at a time)."""

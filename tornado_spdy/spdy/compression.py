@@ -261,6 +261,7 @@ class HeaderCodec:
         limit = self.max_header_list_size
         try:
             raw = decompressor.decompress(block, limit + 1)
+            _check_not_ended(decompressor)
             if len(raw) <= limit and not decompressor.unconsumed_tail:
                 return raw
             self._drain(decompressor, len(raw))
@@ -276,6 +277,7 @@ class HeaderCodec:
             produced = len(
                 decompressor.decompress(decompressor.unconsumed_tail, _DRAIN_CHUNK)
             )
+            _check_not_ended(decompressor)
             inflated += produced
             if inflated > self.max_inflate_size:
                 raise HeaderBlockError(
@@ -387,6 +389,15 @@ def _stored_blocks(data: bytes) -> bytes:
         blocks.append(b"\0" + struct.pack("<HH", len(chunk), len(chunk) ^ 0xFFFF))
         blocks.append(chunk)
     return b"".join(blocks)
+
+
+def _check_not_ended(decompressor: zlib._Decompress) -> None:
+    """A header block that ends the session's deflate stream (a final block)
+    leaves nothing to inflate the next ones with; and zlib, once ended, keeps
+    the rest as ``unused_data`` without consuming it (a loop that waits for
+    the input to be used would never end)."""
+    if decompressor.eof:
+        raise HeaderBlockError("header block ends the zlib stream")
 
 
 def _remember(memo: dict[Any, Any], key: Any, value: Any) -> None:
