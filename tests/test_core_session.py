@@ -82,13 +82,29 @@ def test_get_request_and_response(version):
     assert se == []
     resp, data, ended = ce
     assert resp == ev.ResponseReceived(
-        sid, [(b":status", b"404"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")]
+        sid,
+        [(b":status", b"404"), (b"set-cookie", b"a=1"), (b"set-cookie", b"b=2")],
+        reason=b"Not Found",  # SPDY's status line has one; the core adds it
     )
     assert isinstance(data, ev.DataReceived) and bytes(data.data) == b"not here"
     assert data.flow_controlled_length == 8 and data.stream_ended == ended
     assert ended == ev.StreamEnded(sid)
     assert c.streams == {} and s.streams == {}
     assert c.get_next_available_stream_id() == 3
+
+
+def test_status_reason_phrase(version):
+    """SPDY's status line carries a reason phrase: a custom one given with
+    the code reaches the client beside ``:status``, which holds the code
+    alone, as in h2."""
+    c, s = make_pair(version)
+    sid = c.get_next_available_stream_id()
+    c.send_headers(sid, request(), end_stream=True)
+    pump(c, s)
+    s.send_headers(sid, [(b":status", b"299 Custom Thing")], end_stream=True)
+    ce, _ = pump(c, s)
+    assert ce[0].headers == [(b":status", b"299")]
+    assert ce[0].reason == b"Custom Thing"
 
 
 def test_post_with_body(version):
@@ -106,7 +122,9 @@ def test_post_with_body(version):
     s.send_headers(sid, [(b":status", b"201")], end_stream=True)
     ce, _ = pump(c, s)
     assert ce == [
-        ev.ResponseReceived(sid, [(b":status", b"201")], ev.StreamEnded(sid)),
+        ev.ResponseReceived(
+            sid, [(b":status", b"201")], ev.StreamEnded(sid), reason=b"Created"
+        ),
         ev.StreamEnded(sid),
     ]
     with pytest.raises(StreamClosedError):

@@ -544,7 +544,7 @@ class SPDYRawClient(RawClient):
         elif isinstance(frame, sf.GoAwayFrame):
             self.goaway = (frame.last_good_stream_id, frame.status_code)
         elif isinstance(frame, (sf.SynReplyFrame, sf.HeadersFrame)):
-            fields, _ = self.codec.decode(frame.header_block, frame.stream_id)
+            fields = self.codec.decode(frame.header_block, frame.stream_id)[0]
             if reply is not None:
                 reply.headers += fields
                 for name, value in fields:

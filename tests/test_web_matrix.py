@@ -1712,15 +1712,5 @@ class BackPressureTest(MatrixMixin, AsyncSPDYTestCase):
 
 # ------------------------------------------------------------------ known bugs
 # Each marks the variants where tornado_spdy fails today, xfail(strict=True):
-# the fix makes them pass and then the marker must go.
-
-SPDY = ("spdy/3.1", "spdy/3", "spdy/2")
-
-known_bug(
-    WebMatrixTest,
-    "test_set_status_with_a_reason",
-    SPDY,
-    "limitation: a custom reason phrase does not survive SPDY: the core's "
-    "h2-style API carries the status code alone (h2 has no reason phrase), "
-    "so each side uses the standard phrase",
-)
+# the fix makes them pass and then the marker must go. None today (the last,
+# SPDY's custom reason phrase, was fixed on 2026-11-24).

@@ -576,7 +576,7 @@ class Session:
     def _on_response(self, event: Any) -> None:
         stream = self.streams.get(event.stream_id)
         if stream is not None:
-            stream.response_received(event.headers)
+            stream.response_received(event.headers, getattr(event, "reason", b""))
 
     def _on_push(self, event: Any) -> None:
         parent = self.streams.get(event.parent_stream_id)

@@ -108,10 +108,10 @@ def request_to_headers(
 
 
 def response_from_headers(
-    headers: Headers, version: str
+    headers: Headers, version: str, reason: bytes = b""
 ) -> tuple[httputil.ResponseStartLine, httputil.HTTPHeaders]:
-    """A received h2-style response header list as Tornado's start line and
-    headers."""
+    """A received h2-style response header list (and SPDY's reason phrase)
+    as Tornado's start line and headers."""
     code = 0
     fields = httputil.HTTPHeaders()
     for name, value in headers:
@@ -119,15 +119,23 @@ def response_from_headers(
             code = int(value)
         elif name[:1] != b":":
             fields.add(name.decode("latin1"), value.decode("latin1"))
-    reason = HTTP_REASONS.get(code, "Unknown")
-    return httputil.ResponseStartLine(version, code, reason), fields
+    text = reason.decode("latin1") if reason else HTTP_REASONS.get(code, "Unknown")
+    return httputil.ResponseStartLine(version, code, text), fields
 
 
 def response_to_headers(
-    start_line: httputil.ResponseStartLine, headers: httputil.HTTPHeaders
+    start_line: httputil.ResponseStartLine,
+    headers: httputil.HTTPHeaders,
+    with_reason: bool = False,
 ) -> Headers:
-    """A Tornado response head as an h2-style header list for either core."""
-    return _fields_to_headers(headers, [(b":status", b"%d" % start_line.code)])
+    """A Tornado response head as an h2-style header list for either core;
+    ``with_reason`` (SPDY, whose status line has one) keeps the reason
+    phrase in ``:status`` when it can go on the wire."""
+    status = b"%d" % start_line.code
+    reason = start_line.reason
+    if with_reason and reason and reason.isprintable() and reason.isascii():
+        status += b" " + reason.encode("ascii")
+    return _fields_to_headers(headers, [(b":status", status)])
 
 
 class StreamConnection(httputil.HTTPConnection):
@@ -198,6 +206,7 @@ class StreamConnection(httputil.HTTPConnection):
         #: 9.2.2), as browsers do on a reused connection the server closed.
         self.lost_unanswered = False
         self._answered = False  # client side: a response head arrived
+        self._reason = b""  # client side: its reason phrase (SPDY)
         #: Client side: URLs the server promised on this stream.
         self.associated_urls: list[str] = []
 
@@ -217,7 +226,9 @@ class StreamConnection(httputil.HTTPConnection):
         if self._head is not None or self._head_sent:
             raise httputil.HTTPOutputError("headers written twice")
         if isinstance(start_line, httputil.ResponseStartLine):
-            self._head = response_to_headers(start_line, headers)
+            self._head = response_to_headers(
+                start_line, headers, with_reason=self.session.family == "spdy"
+            )
             body_allowed = self._request_method != "HEAD" and start_line.code not in (
                 204,
                 304,
@@ -324,10 +335,12 @@ class StreamConnection(httputil.HTTPConnection):
         self._head_sent = True
         self._local_ended = True
 
-    def response_received(self, headers: Headers) -> None:
+    def response_received(self, headers: Headers, reason: bytes = b"") -> None:
         """The response head arrived (it may come before the request's body
-        is sent: it waits for `read_response`)."""
+        is sent: it waits for `read_response`); ``reason`` is SPDY's reason
+        phrase."""
         self._answered = True
+        self._reason = reason
         self._inbox.append((headers, None))
         if not self._busy:
             self._drain_inbox()
@@ -431,7 +444,7 @@ class StreamConnection(httputil.HTTPConnection):
             if length is None:  # a response head
                 try:
                     start_line, fields = response_from_headers(
-                        data, self.session.http_version
+                        data, self.session.http_version, self._reason
                     )
                 except (httputil.HTTPInputError, ValueError) as exc:
                     self.malformed(exc)

@@ -221,11 +221,14 @@ class HeaderCodec:
 
     # ------------------------------------------------------------------ in
 
-    def decode(self, block: bytes | memoryview, stream_id: int) -> tuple[Headers, int]:
+    def decode(
+        self, block: bytes | memoryview, stream_id: int
+    ) -> tuple[Headers, int, bytes]:
         """Inflate and parse a header block received for ``stream_id``.
 
-        :returns: the headers with h2 names, and the ``HAS_*`` bits of the
-            pseudo-headers found.
+        :returns: the headers with h2 names (``:status`` the code alone), the
+            ``HAS_*`` bits of the pseudo-headers found, and the reason phrase
+            of the status (b"" if none).
         :raises HeaderListTooLarge: over the limits (the zlib state is in sync).
         :raises StreamError: a malformed list (PROTOCOL_ERROR for the stream).
         :raises HeaderBlockError: zlib failed; the session cannot go on.
@@ -233,12 +236,12 @@ class HeaderCodec:
         raw = self.inflate(block, stream_id)
         known = self._blocks_in.get(raw)
         if known is not None and known[2] <= self.max_header_fields:
-            return list(known[0]), known[1]
-        headers, found = self.parse(raw, stream_id)
+            return list(known[0]), known[1], known[3]
+        headers, found, reason = self.parse(raw, stream_id)
         if len(raw) <= _BLOCK_MEMO_SIZE:
             count = self._length.unpack_from(raw)[0]
-            _remember(self._blocks_in, raw, (tuple(headers), found, count))
-        return headers, found
+            _remember(self._blocks_in, raw, (tuple(headers), found, count, reason))
+        return headers, found, reason
 
     def inflate(self, block: bytes | memoryview, stream_id: int) -> bytes:
         """Inflate one block, bounded by ``max_header_list_size``.
@@ -302,7 +305,7 @@ class HeaderCodec:
             self._names_in[name] = entry
         return entry
 
-    def parse(self, raw: bytes, stream_id: int) -> tuple[Headers, int]:
+    def parse(self, raw: bytes, stream_id: int) -> tuple[Headers, int, bytes]:
         """Parse an inflated header block: one pair per NUL-separated value,
         names in h2's spelling; see `decode`."""
         size = self._length.size
@@ -310,6 +313,7 @@ class HeaderCodec:
         names = self._names_in
         headers: Headers = []
         found = 0
+        reason = b""
         try:
             count = unpack(raw)[0]
             if count > self.max_header_fields:
@@ -331,7 +335,7 @@ class HeaderCodec:
                         continue  # hop-by-hop, or implied by the protocol
                     found |= bit
                     if bit == HAS_STATUS:
-                        value = value.split(b" ", 1)[0]
+                        value, _, reason = value.partition(b" ")
                     elif bit == HAS_PATH and b"://" in value[:9]:
                         found |= _ABSOLUTE_PATH
                 else:
@@ -355,7 +359,7 @@ class HeaderCodec:
         if found & _ABSOLUTE_PATH or found & _HOST_ONLY == _HAS_HOST:
             headers = _normalize_authority(headers)
             found |= HAS_AUTHORITY
-        return headers, found & _PUBLIC_BITS
+        return headers, found & _PUBLIC_BITS, reason
 
 
 _BLOCK_OVERHEAD = 4096  # zlib framing a compressed block may add, at most
@@ -372,7 +376,7 @@ class _Memo:
         self.names_in: dict[bytes, tuple[bytes | None, int]] = {}
         self.names_out: dict[bytes, bytes] = {}
         self.blocks_in: dict[
-            bytes, tuple[tuple[tuple[bytes, bytes], ...], int, int]
+            bytes, tuple[tuple[tuple[bytes, bytes], ...], int, int, bytes]
         ] = {}
         self.blocks_out: dict[Any, tuple[bytes, tuple[tuple[int, int], ...]]] = {}
 

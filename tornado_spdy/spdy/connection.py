@@ -83,6 +83,7 @@ class SPDYStream:
         "remote_headers_received",
         "push_request",
         "push_response",
+        "push_reason",
     )
 
     def __init__(self, stream_id: int, send_window: int, receive_window: int):
@@ -101,6 +102,7 @@ class SPDYStream:
         self.remote_headers_received = False
         self.push_request: Headers | None = None  # a promised push, not yet sent
         self.push_response: Headers = []  # response headers of a received push
+        self.push_reason = b""  # and its status's reason phrase
 
     def advance(self, stream_input: StreamInput) -> bool:
         """Apply ``stream_input``; False (and no change) if it is illegal."""
@@ -604,11 +606,11 @@ class SPDYConnection:
     def _on_syn_stream(self, frame: SynStreamFrame, events: list[ev.Event]) -> None:
         stream_id = frame.stream_id
         # Inflate first, whatever happens next, to keep the zlib state in step.
-        headers, found = self.codec.decode(frame.header_block, stream_id)
+        headers, found, reason = self.codec.decode(frame.header_block, stream_id)
         if stream_id == 0 or stream_id & 1 == self._local_parity:
             raise ProtocolError(f"SYN_STREAM with stream id {stream_id}")
         if self.client_side:
-            self._on_push(frame, headers, found, events)
+            self._on_push(frame, headers, found, reason, events)
             return
         if stream_id <= self._highest_inbound_id:
             if stream_id in self.streams:
@@ -642,6 +644,7 @@ class SPDYConnection:
         frame: SynStreamFrame,
         headers: Headers,
         found: int,
+        reason: bytes,
         events: list[ev.Event],
     ) -> None:
         stream_id = frame.stream_id
@@ -674,6 +677,7 @@ class SPDYConnection:
         stream.push_response = [
             (n, v) for n, v in headers if n not in _PUSH_REQUEST_NAMES
         ]
+        stream.push_reason = reason
         events.append(
             ev.PushedStreamReceived(
                 stream_id, parent.stream_id, request, frame.priority
@@ -690,14 +694,16 @@ class SPDYConnection:
         if not any(n == b":status" for n, _ in stream.push_response):
             return None
         stream.remote_headers_received = True
-        event = ev.ResponseReceived(stream.stream_id, stream.push_response)
+        event = ev.ResponseReceived(
+            stream.stream_id, stream.push_response, reason=stream.push_reason
+        )
         events.append(event)
         stream.push_response = []
         return event
 
     def _on_syn_reply(self, frame: SynReplyFrame, events: list[ev.Event]) -> None:
         stream_id = frame.stream_id
-        headers, found = self.codec.decode(frame.header_block, stream_id)
+        headers, found, reason = self.codec.decode(frame.header_block, stream_id)
         stream = self._receiving_stream(stream_id, StreamInput.RECV_HEADERS)
         if stream is None:
             return
@@ -712,14 +718,14 @@ class SPDYConnection:
                 "reply without status", stream_id, StatusCode.PROTOCOL_ERROR
             )
         stream.remote_headers_received = True
-        event = ev.ResponseReceived(stream_id, headers)
+        event = ev.ResponseReceived(stream_id, headers, reason=reason)
         events.append(event)
         if frame.flags & FLAG_FIN:
             event.stream_ended = self._end_remote(stream, events)
 
     def _on_headers(self, frame: HeadersFrame, events: list[ev.Event]) -> None:
         stream_id = frame.stream_id
-        headers, found = self.codec.decode(frame.header_block, stream_id)
+        headers, found, reason = self.codec.decode(frame.header_block, stream_id)
         stream = self._receiving_stream(stream_id, StreamInput.RECV_HEADERS)
         if stream is None:
             return
@@ -730,6 +736,7 @@ class SPDYConnection:
         elif stream.associated_stream_id and self.client_side:
             # A push whose status comes after its SYN_STREAM, as SPDY/3 has it.
             stream.push_response.extend(headers)
+            stream.push_reason = reason or stream.push_reason
             event = self._push_response_ready(stream, events)
         else:
             raise StreamError(

@@ -34,12 +34,15 @@ class ResponseReceived(Event):
     """The response headers of a stream arrived (client side).
 
     For a pushed stream this follows `PushedStreamReceived`, from the same
-    SYN_STREAM or from a later HEADERS frame.
+    SYN_STREAM or from a later HEADERS frame. ``reason`` is the reason phrase
+    of SPDY's status line (``:status`` holds the code alone, as in h2, which
+    has no reason phrase).
     """
 
     stream_id: int
     headers: Headers
     stream_ended: StreamEnded | None = None
+    reason: bytes = b""
 
 
 @dataclass(slots=True)
