@@ -469,38 +469,26 @@ async def measure(
     its rounds.
     """
     with _on_client_cpus():
-        return await _measure(
-            name, server, attack, parallel, per_connection, honest_port, repeat
+        port = server.ports[honest_port]
+        await honest_round(port, WARM_UP, per_connection)
+        rss_before = server.rss()
+        sampler = _RssSampler(server)
+        baseline, during = [], []
+        outcomes: list[T] = []
+        try:
+            for _ in range(ROUNDS):
+                baseline.append(p99(await honest_round(port, REQUESTS, per_connection)))
+                loops = _AttackLoops(attack, parallel, repeat)
+                try:
+                    latencies = await honest_round(port, REQUESTS, per_connection)
+                finally:
+                    await loops.stop()
+                during.append(p99(latencies))
+                outcomes += loops.outcomes
+        finally:
+            await sampler.stop()
+        figures = Figures(
+            name, baseline, during, rss_before, sampler.peak, len(outcomes)
         )
-
-
-async def _measure(
-    name: str,
-    server: ServerProcess,
-    attack: Callable[[], Awaitable[T]],
-    parallel: int,
-    per_connection: int,
-    honest_port: str,
-    repeat: bool,
-) -> tuple[Figures, list[T]]:
-    port = server.ports[honest_port]
-    await honest_round(port, WARM_UP, per_connection)
-    rss_before = server.rss()
-    sampler = _RssSampler(server)
-    baseline, during = [], []
-    outcomes: list[T] = []
-    try:
-        for _ in range(ROUNDS):
-            baseline.append(p99(await honest_round(port, REQUESTS, per_connection)))
-            loops = _AttackLoops(attack, parallel, repeat)
-            try:
-                latencies = await honest_round(port, REQUESTS, per_connection)
-            finally:
-                await loops.stop()
-            during.append(p99(latencies))
-            outcomes += loops.outcomes
-    finally:
-        await sampler.stop()
-    figures = Figures(name, baseline, during, rss_before, sampler.peak, len(outcomes))
-    print(figures.report())
-    return figures, outcomes
+        print(figures.report())
+        return figures, outcomes

@@ -247,16 +247,18 @@ def answer(client: RawClient) -> tuple[tuple[int, ...], bool]:
 
 async def flood_until_goaway(
     client: RawClient, blobs: Iterable[bytes], linger: bool = False
-) -> None:
+) -> Answer:
     """`flood` until the server says GOAWAY, then close our side, as a client
-    told GOAWAY does, and wait for the server to close the connection. With
-    ``linger`` we do not close: the server must close by itself (it waits up
-    to a second for the peer to close first)."""
+    told GOAWAY does, and wait for the server to close the connection; the
+    server's answer. With ``linger`` we do not close: the server must close by
+    itself (it waits up to a second for the peer to close first)."""
     await flood(client, blobs, lambda: client.goaway is not None)
     if not client.eof and not linger:
         with contextlib.suppress(OSError):
             client.writer.write_eof()
     await client.read_until(lambda: client.eof, LATEST)
+    await close(client)
+    return answer(client)
 
 
 async def started(port: int, protocol: str, **handshake: Any) -> RawClient:
@@ -283,9 +285,7 @@ def test_rapid_reset(protocol, servers, request):
                 yield client.headers_frame(stream_id, request_fields(), True)
                 yield rst_frame(client, stream_id)
 
-        await flood_until_goaway(client, batches(frames()))
-        await close(client)
-        return answer(client)
+        return await flood_until_goaway(client, batches(frames()))
 
     figures, outcomes, noisy = attacked(request.node.name, server, attack)
     assert_all(outcomes, ((calm(protocol),), True))
@@ -338,9 +338,7 @@ def test_refused_stream_flood(protocol, servers, request):
                 stream_id = client.new_stream()
                 yield client.headers_frame(stream_id, request_fields("/hang"), True)
 
-        await flood_until_goaway(client, batches(frames()))
-        await close(client)
-        return answer(client)
+        return await flood_until_goaway(client, batches(frames()))
 
     figures, outcomes, noisy = attacked(request.node.name, server, attack)
     assert_all(outcomes, ((calm(protocol),), True))
@@ -360,9 +358,7 @@ async def control_flood(
     """Handshake, then ``frames(client)`` as fast as the server reads them,
     reading its answers; the server's answer."""
     client = await started(port, protocol)
-    await flood_until_goaway(client, batches(frames(client)))
-    await close(client)
-    return answer(client)
+    return await flood_until_goaway(client, batches(frames(client)))
 
 
 def ping_flood(client: RawClient) -> Iterator[bytes]:
@@ -445,9 +441,9 @@ def test_goaway_then_server_closes(protocol, servers, request):
 
     async def attack() -> Answer:
         client = await started(server.ports[protocol], protocol)
-        await flood_until_goaway(client, batches(ping_flood(client)), linger=True)
-        await close(client)
-        return answer(client)
+        return await flood_until_goaway(
+            client, batches(ping_flood(client)), linger=True
+        )
 
     figures, outcomes, noisy = attacked(request.node.name, server, attack)
     assert_all(outcomes, ((calm(protocol),), True))
@@ -690,9 +686,7 @@ def test_h2_continuation_flood(servers, request):
         head = hf.HeadersFrame(stream_id, data=block, flags={"END_STREAM"}).serialize()
         empty = hf.ContinuationFrame(stream_id, data=b"").serialize()
         blobs = itertools.chain([head], [empty * BATCH] * (FLOOD_FRAMES // BATCH))
-        await flood_until_goaway(client, blobs)
-        await close(client)
-        return answer(client)
+        return await flood_until_goaway(client, blobs)
 
     figures, outcomes, noisy = attacked(request.node.name, server, attack)
     assert_all(outcomes, ((H2_PROTOCOL_ERROR,), True))
