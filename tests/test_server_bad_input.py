@@ -1106,6 +1106,57 @@ def test_peer_goaway_with_request_in_flight(protocol, logs):
     assert not above_info(logs), logs.text
 
 
+class DrainHandler(BaseHandler):
+    """Makes its session say GOAWAY (graceful), then answers."""
+
+    def get(self) -> None:
+        self.request.connection.session.start_draining()
+        self.write(b"drained")
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_requests_held_when_we_say_goaway_are_served(protocol, logs):
+    """Ten requests in one write while another connection is open: the
+    session feeds the read to its core in slices and starts each slice's
+    requests a few per IOLoop pass (``session.START_BATCH``), so the first
+    to run makes the server say GOAWAY while others are still held. Those
+    the GOAWAY names (received before it) are all answered; those after it
+    were never processed (h2: REFUSED_STREAM; SPDY: ignored, as its GOAWAY
+    allows)."""
+
+    async def scenario() -> None:
+        routes = [*ROUTES, (r"/drain", DrainHandler)]
+        async with serving(protocol, routes=routes) as h:
+            bystander = await h.bystander()
+            client, session = await h.client_and_session()
+            ids = [client.new_stream() for _ in range(10)]
+            fields = request_fields("/drain")
+            client.send(b"".join(client.headers_frame(i, fields, True) for i in ids))
+
+            def named() -> list[int]:
+                assert client.goaway is not None
+                return [i for i in ids if i <= client.goaway[0]]
+
+            await client.read_until(
+                lambda: (
+                    client.goaway is not None
+                    and all(client.replies[i].done for i in named())
+                )
+            )
+            for stream_id in named():
+                reply = client.replies[stream_id]
+                assert (reply.status, reply.reset) == (200, None), stream_id
+                assert bytes(reply.body) == b"drained"
+            for stream_id in ids[len(named()) :]:
+                assert client.replies[stream_id].status is None
+            await client.read_to_eof()
+            await h.gone(session)
+            await h.bystander_served(*bystander)
+
+    run(scenario())
+    assert not above_info(logs), logs.text
+
+
 # ----------------------------------------------------------------- 4. header bombs
 
 
