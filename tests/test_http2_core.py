@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import h2.config
 import h2.connection
+import h2.errors
 import h2.events
+import h2.exceptions
+import hpack
+import pytest
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
 
-from tornado_spdy.http2 import H2Core
+from tornado_spdy.http2 import H2Core, _MemoDecoder, _MemoEncoder
 from tornado_spdy.stream import request_from_headers
 
 REQUEST = [(":method", "GET"), (":path", "/"), (":scheme", "http"), (":authority", "a")]
@@ -57,3 +63,128 @@ def test_cookie_crumbs_are_joined_for_tornado():
     _, _, _, fields = request_from_headers(request.headers)
     assert fields["Cookie"] == "a=1; b=2"
     assert fields["X"] == "y"
+
+
+def test_a_repeated_request_is_decoded_and_checked_once():
+    """A request block byte for byte the same as one already checked, with the
+    HPACK table unchanged, is taken from the decoder's memo without h2's
+    checks; the same bytes sent as trailers are still checked (and refused:
+    trailers carry no pseudo-headers)."""
+    client, server = connected()
+    exchange(client, server, [*REQUEST, ("x", "1")])  # fills the HPACK tables
+    first = exchange(client, server, [*REQUEST, ("x", "1")])
+    stream_id = client.get_next_available_stream_id()
+    client.send_headers(stream_id, [*REQUEST, ("x", "1")])
+    block_frames = client.data_to_send()
+    assert server.decoder.checked(block_frames[9:])
+    (again,) = [
+        e
+        for e in server.receive_data(block_frames)
+        if isinstance(e, h2.events.RequestReceived)
+    ]
+    assert again.headers == first.headers
+
+    # The same block once more, as the open stream's trailers.
+    client.config.validate_outbound_headers = False
+    client.send_headers(stream_id, [*REQUEST, ("x", "1")], end_stream=True)
+    trailers = client.data_to_send()
+    assert trailers[9:] == block_frames[9:]
+    events = server.receive_data(trailers)
+    (reset,) = [e for e in events if isinstance(e, h2.events.StreamReset)]
+    assert reset.stream_id == stream_id
+    assert reset.error_code == h2.errors.ErrorCodes.PROTOCOL_ERROR
+
+
+_FIELD = st.builds(
+    lambda indexed, name, value: (
+        hpack.HeaderTuple if indexed else hpack.NeverIndexedHeaderTuple
+    )(name, value),
+    st.booleans(),
+    st.sampled_from([b"a", b"bb", b"ccc", b"x-long-" + b"n" * 40]),
+    st.sampled_from([b"1", b"22", b"v" * 60]),
+)
+#: A step: a header list to send, or a new table size for the encoders.
+_STEP = st.one_of(st.lists(_FIELD, max_size=5), st.sampled_from([0, 64, 160, 4096]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_STEP, max_size=30))
+@example([[hpack.NeverIndexedHeaderTuple(b"a", b"1")], [hpack.HeaderTuple(b"a", b"1")]])
+def test_memo_coders_agree_with_hpack(steps):
+    """The remembering HPACK coders give hpack's own bytes and fields at every
+    step, through table evictions, size changes and never-indexed twins of
+    remembered fields."""
+    plain_encoder, memo_encoder = hpack.Encoder(), _MemoEncoder()
+    plain_decoder, memo_decoder = hpack.Decoder(), _MemoDecoder()
+    for step in steps:
+        if isinstance(step, int):
+            # Signalled to the decoders in the next block, as over the wire.
+            # (hpack 4.2 forgets a pending change when the same size is set
+            # again before a block, so a step repeating the size is skipped.)
+            if step != plain_encoder.header_table_size:
+                plain_encoder.header_table_size = step
+                memo_encoder.header_table_size = step
+            continue
+        block = memo_encoder.encode(step)
+        assert block == plain_encoder.encode(step)
+        fields = memo_decoder.decode(block, raw=True)
+        assert [(type(f), *f) for f in fields] == [
+            (type(f), *f) for f in plain_decoder.decode(block, raw=True)
+        ]
+
+
+def test_memo_decoder_forgets_what_the_table_no_longer_holds():
+    """A block remembered while it referred to the dynamic table is decoded
+    afresh, and refused, once a size change has emptied the table."""
+    encoder, decoder = hpack.Encoder(), _MemoDecoder()
+    fields = [(b"a", b"1")]
+    decoder.decode(encoder.encode(fields), raw=True)
+    indexed = encoder.encode(fields)
+    assert decoder.decode(indexed, raw=True) == fields
+    assert decoder.decode(indexed, raw=True) == fields
+    decoder.header_table_size = 0
+    with pytest.raises(hpack.HPACKDecodingError):
+        decoder.decode(indexed, raw=True)
+
+
+def _h2_send_data(core: H2Core, *args: object, **kwargs: object) -> None:
+    h2.connection.H2Connection.send_data(core, *args, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [(b"a" * 100, False), (b"", False), (b"b" * 16384, True)],
+        [(memoryview(b"c" * 20000)[:16384], False), (b"", True)],
+        [(b"d" * 16385, False)],  # over the frame size
+        [(b"e" * 16384, False)] * 4 + [(b"f", False)],  # over the 65,535 window
+        [(b"g", True), (b"h", False)],  # after the end of the stream
+    ],
+)
+def test_send_data_is_h2s_own(steps):
+    """H2Core's lean send_data writes the bytes h2's own writes, moves the
+    same windows and states, and refuses what h2 refuses, with h2's errors."""
+    results = []
+    for send in (H2Core.send_data, _h2_send_data):
+        client, server = connected()
+        client.send_headers(1, REQUEST, end_stream=True)
+        server.receive_data(client.data_to_send())
+        server.send_headers(1, [(b":status", b"200")])
+        server.data_to_send()
+        outcome = []
+        for data, end in steps:
+            try:
+                send(server, 1, data, end_stream=end)
+            except h2.exceptions.H2Error as exc:
+                outcome.append(type(exc))
+            stream = server.streams.get(1)
+            outcome.append(
+                (
+                    bytes(server.data_to_send()),
+                    server.outbound_flow_control_window,
+                    stream and stream.outbound_flow_control_window,
+                    stream and stream.state_machine.state,
+                )
+            )
+        results.append(outcome)
+    assert results[0] == results[1]
