@@ -452,10 +452,13 @@ async def serve(
     state: ServerState | None = None,
     port: int = 0,
     tornado_server: bool = False,
+    sndbuf: int | None = None,
+    rcvbuf: int | None = None,
     **kwargs: Any,
 ) -> AsyncIterator[Served]:
     """Our `SPDYServer` (or Tornado's `HTTPServer`) on 127.0.0.1, counting the
-    connections it accepts."""
+    connections it accepts (whose socket buffers are ``sndbuf`` and
+    ``rcvbuf`` bytes, when given)."""
     from tornado_spdy import SPDYServer
     from tornado_spdy.testing import development_ssl_context
 
@@ -466,7 +469,12 @@ async def serve(
     if tls:
         kwargs["ssl_options"] = development_ssl_context()
     server = counting_server(make_app(state), **kwargs)
-    served = Served(server_util.listen(server, port), state, tls, server)
+    served = Served(
+        server_util.listen(server, port, sndbuf=sndbuf, rcvbuf=rcvbuf),
+        state,
+        tls,
+        server,
+    )
     try:
         yield served
     finally:
@@ -770,6 +778,40 @@ def test_own_server(mode: str) -> None:
                 assert [r[3] for r in state.requests] == [1, 3, 5]
 
     run(scenario)
+
+
+@pytest.mark.parametrize(
+    "mode", [m for m in OWN_MODES if m.startswith("plain-") and "http/1.1" not in m]
+)
+def test_partly_sent_writes_keep_the_bytes_in_order(
+    mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In cleartext a large batch of frames goes out in one ``sendmsg`` of the
+    core's buffers; when the kernel takes only part of it (the server's
+    socket buffers are made small), the rest follows through the IOStream.
+    The 10 MiB download (and the 2 MiB upload) arrive whole and in order."""
+    from tornado_spdy.session import Session
+
+    partly_sent = []
+    send_vectored = Session._send_vectored
+
+    def counting(self: Session, sock: socket.socket, buffers: list[Any]) -> Any:
+        size = sum(map(len, buffers))
+        left = send_vectored(self, sock, buffers)
+        if 0 < sum(map(len, left)) < size and not self.client_side:
+            partly_sent.append(size)
+        return left
+
+    monkeypatch.setattr(Session, "_send_vectored", counting)
+    _, server_options, client_options, options, framing = OWN_MODES[mode]
+
+    async def scenario() -> None:
+        async with serve(False, sndbuf=4096, rcvbuf=4096, **server_options) as served:
+            with spdy_client(**client_options) as client:
+                await get_post_download(client, served.url, framing, **options)
+
+    run(scenario)
+    assert partly_sent  # else the test missed the case it is about
 
 
 @pytest.mark.parametrize("protocol", MULTIPLEXED)

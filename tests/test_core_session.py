@@ -890,3 +890,26 @@ def test_data_frames_respect_max_outbound_frame_size(version):
     frames = parse(version, c.data_to_send())
     assert isinstance(frames[-1], DataFrame)
     assert len(frames[-1].data) == c.max_outbound_frame_size
+
+
+def test_send_data_frames_cuts_a_chunk_into_frames(version):
+    """A chunk larger than a frame goes as frames of max_outbound_frame_size,
+    FIN on the last only, queued as views of the caller's bytes; one over
+    the window is refused whole."""
+    c, s = make_pair(version, max_outbound_frame_size=16384)
+    c.send_headers(1, request(b"/", b"POST"))
+    chunk = bytes(range(256)) * 160  # 40,960 bytes
+    c.send_data_frames(1, memoryview(chunk), end_stream=True)
+    buffers = c.buffers_to_send()
+    assert any(type(b) is memoryview and b.obj is chunk for b in buffers)
+    frames = parse(version, b"".join(buffers))
+    data = [f for f in frames if isinstance(f, DataFrame)]
+    assert [len(f.data) for f in data] == [16384, 16384, 8192]
+    assert [f.flags & FLAG_FIN for f in data] == [0, 0, FLAG_FIN]
+    assert b"".join(f.data for f in data) == chunk
+
+    c.send_headers(3, request(b"/", b"POST"))
+    c.data_to_send()
+    with pytest.raises(SPDYError):
+        c.send_data_frames(3, b"x" * (c.local_flow_control_window(3) + 1))
+    assert c.data_to_send() == b""

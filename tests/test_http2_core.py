@@ -3,6 +3,8 @@ I/O: what it changes in ``h2``'s behaviour."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import h2.config
 import h2.connection
 import h2.errors
@@ -151,6 +153,33 @@ def _h2_send_data(core: H2Core, *args: object, **kwargs: object) -> None:
     h2.connection.H2Connection.send_data(core, *args, **kwargs)
 
 
+def _h2_send_data_frames(core: H2Core, stream_id: int, data: bytes, end: bool) -> None:
+    """What send_data_frames stands for: h2's send_data frame by frame."""
+    size = core.max_outbound_frame_size
+    pieces = [data[i : i + size] for i in range(0, len(data), size)] or [b""]
+    for n, piece in enumerate(pieces):
+        _h2_send_data(core, stream_id, piece, end_stream=end and n == len(pieces) - 1)
+
+
+def _answering() -> H2Core:
+    """A server that has sent the head of its response on stream 1."""
+    client, server = connected()
+    client.send_headers(1, REQUEST, end_stream=True)
+    server.receive_data(client.data_to_send())
+    server.send_headers(1, [(b":status", b"200")])
+    server.data_to_send()
+    return server
+
+
+def _state(server: H2Core) -> tuple[Any, ...]:
+    stream = server.streams.get(1)
+    return (
+        server.outbound_flow_control_window,
+        stream and stream.outbound_flow_control_window,
+        stream and stream.state_machine.state,
+    )
+
+
 @pytest.mark.parametrize(
     "steps",
     [
@@ -160,31 +189,46 @@ def _h2_send_data(core: H2Core, *args: object, **kwargs: object) -> None:
         [(b"e" * 16384, False)] * 4 + [(b"f", False)],  # over the 65,535 window
         [(b"g", True), (b"h", False)],  # after the end of the stream
     ],
+    ids=["small", "view", "too-large", "over-window", "after-end"],
 )
 def test_send_data_is_h2s_own(steps):
-    """H2Core's lean send_data writes the bytes h2's own writes, moves the
-    same windows and states, and refuses what h2 refuses, with h2's errors."""
+    """H2Core's lean send_data queues the bytes h2's own queues, in order
+    with h2's frames around them (a PING after each), moves the same windows
+    and states, and refuses what h2 refuses, with h2's errors."""
     results = []
     for send in (H2Core.send_data, _h2_send_data):
-        client, server = connected()
-        client.send_headers(1, REQUEST, end_stream=True)
-        server.receive_data(client.data_to_send())
-        server.send_headers(1, [(b":status", b"200")])
-        server.data_to_send()
+        server = _answering()
         outcome = []
         for data, end in steps:
             try:
                 send(server, 1, data, end_stream=end)
             except h2.exceptions.H2Error as exc:
                 outcome.append(type(exc))
-            stream = server.streams.get(1)
-            outcome.append(
-                (
-                    bytes(server.data_to_send()),
-                    server.outbound_flow_control_window,
-                    stream and stream.outbound_flow_control_window,
-                    stream and stream.state_machine.state,
-                )
-            )
-        results.append(outcome)
+            server.ping(b"12345678")
+            outcome.append(_state(server))
+        results.append([*outcome, server.data_to_send()])
     assert results[0] == results[1]
+
+
+@pytest.mark.parametrize(
+    "data, end",
+    [(b"a" * 40000, True), (memoryview(b"b" * 50000)[1:32769], False)],
+    ids=["ending", "two-whole-frames"],
+)
+def test_send_data_frames_is_h2s_send_data_frame_by_frame(data, end):
+    """send_data_frames cuts a chunk into frames as h2's send_data would send
+    them one by one, with END_STREAM on the last."""
+    results = []
+    for send in (H2Core.send_data_frames, _h2_send_data_frames):
+        server = _answering()
+        send(server, 1, data, end)
+        results.append((server.data_to_send(), _state(server)))
+    assert results[0] == results[1]
+
+
+def test_send_data_frames_over_the_window_sends_nothing():
+    server = _answering()
+    before = _state(server)
+    with pytest.raises(h2.exceptions.FlowControlError):
+        server.send_data_frames(1, b"c" * 70000)
+    assert (server.data_to_send(), _state(server)) == (b"", before)

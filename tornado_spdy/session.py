@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import itertools
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -88,6 +89,12 @@ START_BATCH = 4
 #: Finished messages after which the write pump runs without waiting for
 #: its IOLoop pass (see `Session.stream_finished`).
 FLUSH_BATCH = 16
+#: A write of at least this many bytes goes out with one ``sendmsg`` of the
+#: core's buffers (see `Session._send_queued`); a smaller one is joined, which
+#: costs less than the copy it would save.
+VECTORED_MIN_BYTES = 8192
+#: ... and of at most this many buffers (the kernel takes up to 1,024).
+VECTORED_BUFFERS = 64
 
 
 @dataclass
@@ -264,6 +271,8 @@ class Session:
         self.family = core_family(core)
         self.client_side = bool(core.config.client_side)
         self.scheme = "https" if isinstance(stream, iostream.SSLIOStream) else "http"
+        # A plain IOStream's socket takes vectored writes; TLS needs one buffer.
+        self._vectored = stream.socket if type(stream) is iostream.IOStream else None
         self._next_stream_id = 1  # client side: ids are ours to hand out
         self._next_push_id = 2
         self.pushed_paths: set[bytes] = set()  # never the same URL twice
@@ -796,9 +805,7 @@ class Session:
             stream.send_ready(budget)
         except SEND_ERRORS:
             return False  # the pump closes the stream
-        data = self.core.data_to_send()
-        if data:
-            self._write(data)
+        self._send_queued()
         return not stream.wants_to_send
 
     def stream_finished(self, stream: StreamConnection) -> None:
@@ -828,9 +835,7 @@ class Session:
                 self._pump(self.params.write_buffer_size - self._unflushed)
             finally:
                 self._pumping = False
-        data = self.core.data_to_send()
-        if data:
-            self._write(data)
+        self._send_queued()
         if self._draining and not self.streams and not self._held and not self._closing:
             self._close_after_flush()
 
@@ -916,6 +921,45 @@ class Session:
         if self._stalled and not self._closed:
             due = min(self._stalled.values()) + timeout - now
             self._stall_timer = self.io_loop.call_later(due, self._reset_stalled)
+
+    def _send_queued(self) -> None:
+        """Write what the core has queued. A large batch on a plain socket
+        with nothing else waiting to go is sent with one ``sendmsg`` of the
+        core's own buffers, so DATA is not copied to join it to its frame
+        header (a tenth of a download's time); what the kernel does not take
+        goes to the IOStream as usual."""
+        buffers = self.core.buffers_to_send()
+        if not buffers:
+            return
+        if self._vectored is not None and 1 < len(buffers) <= VECTORED_BUFFERS:
+            buffers = self._send_vectored(self._vectored, buffers)
+        if buffers:
+            self._write(b"".join(buffers))
+
+    def _send_vectored(
+        self, sock: socket.socket, buffers: list[bytes | memoryview]
+    ) -> list[bytes | memoryview]:
+        """Send ``buffers`` at once if they are large and the IOStream has
+        nothing queued; what is left to send."""
+        if self.stream.writing() or self.stream.closed() or self.trace is not None:
+            return buffers
+        size = sum(map(len, buffers))
+        if size < VECTORED_MIN_BYTES:
+            return buffers
+        try:
+            sent = sock.sendmsg(buffers)
+        except OSError:
+            return buffers  # blocked, or broken: the IOStream's write decides
+        if sent == size:
+            return []
+        while sent:
+            first = buffers[0]
+            if sent < len(first):
+                buffers[0] = memoryview(first)[sent:]
+                break
+            sent -= len(first)
+            del buffers[0]
+        return buffers
 
     def _write(self, data: bytes) -> None:
         if self.trace is not None:
@@ -1028,9 +1072,7 @@ class Session:
     def _close_after_flush(self) -> None:
         """Close once everything queued has gone out, and the peer has had a
         moment to read it (at most ``LINGER`` seconds)."""
-        data = self.core.data_to_send()
-        if data:
-            self._write(data)
+        self._send_queued()
         if self._closing:
             return
         self._closing = self._draining = True

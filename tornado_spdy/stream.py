@@ -547,10 +547,11 @@ class StreamConnection(httputil.HTTPConnection):
             if window < len(chunk) and window < frame_size:
                 if not self.session.may_cut_frame(window):
                     break
-            size = min(len(chunk), window, frame_size, budget - sent)
+            size = min(len(chunk), window, budget - sent)
             last = size == len(chunk)
             end = last and self._finishing and len(chunks) == 1
-            core.send_data(stream_id, chunk if last else chunk[:size], end_stream=end)
+            piece = chunk if last else chunk[:size]
+            core.send_data_frames(stream_id, piece, end_stream=end)
             sent += size
             if last:
                 chunks.popleft()

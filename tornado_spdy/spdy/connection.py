@@ -209,12 +209,19 @@ class SPDYConnection:
 
     def data_to_send(self, amount: int | None = None) -> bytes:
         """The bytes queued for the peer (at most ``amount`` of them)."""
-        data = b"".join(self._out)
-        self._out.clear()
+        data = b"".join(self.buffers_to_send())
         if amount is not None and len(data) > amount:
             self._out.append(data[amount:])
             data = data[:amount]
         return data
+
+    def buffers_to_send(self) -> list[bytes | memoryview]:
+        """All the bytes queued for the peer, as the buffers they were queued
+        in (DATA as the caller's own views), for a vectored write that copies
+        nothing; `data_to_send` is their join."""
+        out = self._out
+        self._out = []
+        return out
 
     def clear_outbound_data_buffer(self) -> None:
         """Drop the bytes queued for sending (h2's method of the same name)."""
@@ -444,6 +451,28 @@ class SPDYConnection:
             self._out.append(data)
         if end_stream:
             self._end_local(stream)
+
+    def send_data_frames(
+        self, stream_id: int, data: bytes | memoryview, end_stream: bool = False
+    ) -> None:
+        """Send ``data`` as DATA frames of at most `max_outbound_frame_size`
+        bytes, the last one ending the stream if ``end_stream``; the windows
+        must take all of it (nothing is sent otherwise)."""
+        length = len(data)
+        frame_size = self.config.max_outbound_frame_size
+        if length <= frame_size:
+            self.send_data(stream_id, data, end_stream)
+            return
+        if length > self.local_flow_control_window(stream_id):
+            raise FlowControlError(
+                f"{length} bytes do not fit the window of stream {stream_id}"
+            )
+        view = memoryview(data)
+        for start in range(0, length, frame_size):
+            piece = view[start : start + frame_size]
+            self.send_data(
+                stream_id, piece, end_stream and start + len(piece) == length
+            )
 
     def end_stream(self, stream_id: int) -> None:
         """Close our side of ``stream_id`` with an empty DATA frame."""
