@@ -9,7 +9,8 @@ run on core 1. All figures come from one run, so compare the ratios.
    (``spdy_load.py -c 1 -m 100``) and over h2c (``h2load -c 1 -m 100``).
 2. 100 MB download throughput from ``/bytes/104857600`` (64 KiB writes with a
    flush between): curl over HTTP/1.1, a small downloader on our core with
-   16 MiB windows over spdy/3.1, h2load with 16 MiB / 1 GiB windows over h2c.
+   16 MiB windows over spdy/3.1, curl (the HTTP/1.1 baseline's own client) and
+   h2load with 16 MiB / 1 GiB windows over h2c.
 3. idle session memory: the server's RSS growth per connection after 200
    connections have each made one request and stay open.
 
@@ -211,11 +212,13 @@ def spdy_ceiling(n: int) -> float:
 # -- downloads ---------------------------------------------------------------
 
 
-def curl_download(url: str) -> float:
+def curl_download(url: str, protocol: str = "--http1.1") -> float:
+    """Downloads ``url`` with curl (``protocol``: ``--http1.1``, or
+    ``--http2-prior-knowledge`` for h2c); MB/s of its ``time_total``."""
     out = run(
         [
             "curl",
-            "--http1.1",
+            protocol,
             "-s",
             "-o",
             "/dev/null",
@@ -522,6 +525,9 @@ def main() -> None:
                 dl.setdefault("spdy/3.1", []).append(
                     spdy_download(spdy31.port, "/" + path)
                 )
+                dl.setdefault("h2 curl", []).append(
+                    curl_download(spdy_h2.url + path, "--http2-prior-knowledge")
+                )
                 dl.setdefault("h2", []).append(h2load_download(spdy_h2.url + path))
                 dl.setdefault("h2 64K", []).append(
                     h2load_download(spdy_h2.url + path, "-f", "64K")
@@ -541,6 +547,10 @@ def main() -> None:
                 f"{med['spdy/3.1']:,.0f}",
             ),
             (
+                "100 MiB download, SPDYServer h2c (curl --http2-prior-knowledge), MB/s",
+                f"{med['h2 curl']:,.0f}",
+            ),
+            (
                 "100 MiB download, SPDYServer h2c (h2load -w 24 -W 30), MB/s",
                 f"{med['h2']:,.0f}",
             ),
@@ -553,7 +563,11 @@ def main() -> None:
                 f"{med['spdy/3.1'] / med['h1']:.2f}",
             ),
             (
-                "ratio h2 / Tornado HTTP/1.1 (target >= 0.8)",
+                "ratio h2 (curl) / Tornado HTTP/1.1 (curl) (target >= 0.8)",
+                f"{med['h2 curl'] / med['h1']:.2f}",
+            ),
+            (
+                "ratio h2 (h2load) / Tornado HTTP/1.1 (curl)",
                 f"{med['h2'] / med['h1']:.2f}",
             ),
             (

@@ -48,6 +48,14 @@ SEND_ERRORS = (spdy.SPDYError, h2.exceptions.H2Error)
 #: (END_STREAM is 0x1), 31-bit stream id.
 _DATA_HEADER = struct.Struct(">HBxBL")
 
+#: The states in which h2's state machines take SEND_DATA without a change
+#: or an action (their transition tables say so): there the call is skipped.
+_SENDING_CONNECTION = (
+    h2.connection.ConnectionState.SERVER_OPEN,
+    h2.connection.ConnectionState.CLIENT_OPEN,
+)
+_SENDING_STREAM = (h2.stream.StreamState.OPEN, h2.stream.StreamState.HALF_CLOSED_REMOTE)
+
 #: RFC 9218's default urgency, used for h2 streams that say nothing.
 DEFAULT_URGENCY = 3
 
@@ -301,31 +309,23 @@ class H2Core(h2.connection.H2Connection):
         pad_length: int | None = None,
     ) -> None:
         """h2's send_data, for one unpadded frame without h2's frame object:
-        the same checks and errors, the same moves of h2's state machines and
-        windows, and the frame queued as its 9-byte header and the data,
-        uncopied until sent. h2's own path costs about 27 us a 16 KiB frame
-        here (three copies of the data and the frame objects), a third of a
-        download's time."""
-        if pad_length is not None:
+        the same moves of h2's state machines and windows, and the frame
+        queued as its 9-byte header and the data, uncopied until sent. h2's
+        own path costs about 27 us a 16 KiB frame here (three copies of the
+        data and the frame objects), a third of a download's time. Padding,
+        and a frame over the size limit (refused), are left to h2."""
+        if pad_length is not None or len(data) > self.max_outbound_frame_size:
             super().send_data(stream_id, data, end_stream, pad_length)
-            return
-        self._send_data(stream_id, data, end_stream, one_frame=True)
+        else:
+            self.send_data_frames(stream_id, data, end_stream)
 
     def send_data_frames(
         self, stream_id: int, data: bytes | memoryview, end_stream: bool = False
     ) -> None:
         """Send ``data`` as DATA frames of at most `max_outbound_frame_size`
         bytes, the last one ending the stream if ``end_stream``; the windows
-        must take all of it. One call for a chunk of many frames."""
-        self._send_data(stream_id, data, end_stream, one_frame=False)
-
-    def _send_data(
-        self,
-        stream_id: int,
-        data: bytes | memoryview,
-        end_stream: bool,
-        one_frame: bool,
-    ) -> None:
+        must take all of it (h2's errors otherwise, and nothing is sent). One
+        call for a chunk of many frames."""
         size = len(data)
         stream = self._get_stream_by_id(stream_id)
         window = min(
@@ -335,13 +335,10 @@ class H2Core(h2.connection.H2Connection):
             raise h2.exceptions.FlowControlError(
                 f"Cannot send {size} bytes, flow control window is {window}"
             )
-        frame_size = self.max_outbound_frame_size
-        if one_frame and size > frame_size:
-            raise h2.exceptions.FrameTooLargeError(
-                f"Cannot send frame size {size}, max frame size is {frame_size}"
-            )
-        self.state_machine.process_input(h2.connection.ConnectionInputs.SEND_DATA)
-        stream.state_machine.process_input(h2.stream.StreamInputs.SEND_DATA)
+        if self.state_machine.state not in _SENDING_CONNECTION:
+            self.state_machine.process_input(h2.connection.ConnectionInputs.SEND_DATA)
+        if stream.state_machine.state not in _SENDING_STREAM:
+            stream.state_machine.process_input(h2.stream.StreamInputs.SEND_DATA)
         if end_stream:
             stream.state_machine.process_input(h2.stream.StreamInputs.SEND_END_STREAM)
         stream.outbound_flow_control_window -= size
@@ -350,21 +347,20 @@ class H2Core(h2.connection.H2Connection):
         if self._data_to_send:  # h2's frames queued before this DATA go first
             buffers.append(memoryview(self._data_to_send))
             self._data_to_send = bytearray()
-        if size <= frame_size:
-            buffers.append(
-                _DATA_HEADER.pack(size >> 8, size & 0xFF, end_stream, stream_id)
-            )
-            buffers.append(data)
-            return
-        view = memoryview(data)
-        for start in range(0, size, frame_size):
-            piece = view[start : start + frame_size]
-            length = len(piece)
-            end = end_stream and start + length == size
-            buffers.append(
-                _DATA_HEADER.pack(length >> 8, length & 0xFF, end, stream_id)
-            )
-            buffers.append(piece)
+        start = 0
+        frame_size = self.max_outbound_frame_size
+        if size > frame_size:
+            view = memoryview(data)
+            whole = _DATA_HEADER.pack(frame_size >> 8, frame_size & 0xFF, 0, stream_id)
+            while size - start > frame_size:
+                buffers += (whole, view[start : start + frame_size])
+                start += frame_size
+            data = view[start:]
+        rest = size - start
+        buffers += (
+            _DATA_HEADER.pack(rest >> 8, rest & 0xFF, end_stream, stream_id),
+            data,
+        )
 
     def buffers_to_send(self) -> list[bytes | memoryview]:
         """All the bytes queued for the peer, as buffers: h2's own frames
