@@ -10,6 +10,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.stream
 import hpack
 import pytest
 from hypothesis import example, given, settings
@@ -232,3 +233,18 @@ def test_send_data_frames_over_the_window_sends_nothing():
     with pytest.raises(h2.exceptions.FlowControlError):
         server.send_data_frames(1, b"c" * 70000)
     assert (server.data_to_send(), _state(server)) == (b"", before)
+
+
+def test_skipped_state_machine_calls_change_nothing_in_h2():
+    """send_data_frames does not call h2's state machines in the states where
+    their tables map SEND_DATA to the same state with no action: true of the
+    installed h2 (this test fails if a new h2 says otherwise)."""
+    from tornado_spdy.http2 import _SENDING_CONNECTION, _SENDING_STREAM
+
+    connection_table = h2.connection.H2ConnectionStateMachine._transitions
+    for state in _SENDING_CONNECTION:
+        key = (state, h2.connection.ConnectionInputs.SEND_DATA)
+        assert connection_table[key] == (None, state)
+    for state in _SENDING_STREAM:
+        key = (state, h2.stream.StreamInputs.SEND_DATA)
+        assert h2.stream._transitions[key] == (None, state)
