@@ -5,6 +5,21 @@ that the Tornado layer needs in one place.
 Both cores take the same calls and return events with the same names and
 attributes; `Session` dispatches on the event classes of both. What differs —
 configuration, priorities, the exception classes — is bridged here.
+
+h2 stays the protocol engine: every frame is parsed, checked and answered by
+it, and its state machines and windows are the truth. `H2Core` changes only
+where h2 costs most on a server's hot path, and each change is tested against
+h2's own behaviour:
+
+- DATA (`H2Core.send_data_frames`): h2's checks, state moves and window
+  accounting, then each frame queued as its 9-byte header and a view of the
+  caller's bytes, not as a hyperframe object copied three times;
+- HPACK (`_MemoEncoder`, `_MemoDecoder`): a header list coded without changing
+  the table is remembered while the table stays as it was, and a request block
+  equal to one h2 has checked skips h2's second check;
+- bookkeeping: closed streams are swept every `H2Core.FORGET_EVERY` streams and
+  only those closed by a reset are remembered; a graceful GOAWAY lets the
+  streams it spares finish; a malformed request resets its stream only.
 """
 
 from __future__ import annotations
