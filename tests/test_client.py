@@ -38,6 +38,7 @@ import asyncio
 import collections
 import contextlib
 import dataclasses
+import gc
 import gzip
 import hashlib
 import json
@@ -776,6 +777,51 @@ def test_own_server(mode: str) -> None:
                 assert state.connections == 1
                 assert len({r[2] for r in state.requests}) == 1
                 assert [r[3] for r in state.requests] == [1, 3, 5]
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(
+    "mode", [m for m in OWN_MODES if OWN_MODES[m][4] in MULTIPLEXED and m != "tls-alpn"]
+)
+def test_finished_requests_leave_no_cyclic_garbage(mode: str) -> None:
+    """With the cyclic garbage collector off, the streams and handlers of
+    finished requests are freed all the same, on both sides: nothing they
+    leave behind waits for a collection (a pause that grows with the load)."""
+    from tornado_spdy.stream import StreamConnection
+
+    tls, server_options, client_options, options, framing = OWN_MODES[mode]
+    kinds = (StreamConnection, web.RequestHandler)
+
+    def alive() -> list[Any]:
+        return [obj for obj in gc.get_objects() if isinstance(obj, kinds)]
+
+    async def scenario() -> None:
+        async with serve(tls, **server_options) as served:
+            with spdy_client(**client_options) as client:
+                await client.fetch(served.url("/hello"), **options)  # warm up
+                gc.collect()
+                gc.disable()
+                try:
+                    for _ in range(10):
+                        await client.fetch(served.url("/hello"), **options)
+                        await client.fetch(
+                            served.url("/echo"),
+                            method="POST",
+                            body=b"x" * 100_000,
+                            headers=OCTETS,
+                            **options,
+                        )
+                    # Freed by reference counting as their last callbacks
+                    # run; a cycle would stay until the deadline.
+                    deadline = asyncio.get_running_loop().time() + 5
+                    while alive() and asyncio.get_running_loop().time() < deadline:
+                        await asyncio.sleep(0.01)
+                    assert not alive(), collections.Counter(
+                        type(o).__name__ for o in alive()
+                    )
+                finally:
+                    gc.enable()
 
     run(scenario)
 

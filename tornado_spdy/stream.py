@@ -708,6 +708,11 @@ class StreamConnection(httputil.HTTPConnection):
         self.session.stream_closed(self)
         aborted = not (self._local_ended and self._remote_ended)
         told = self._close_delegate()
+        # The delegate and the request (Tornado's routing, handler and
+        # HTTPServerRequest) point back at this connection: letting go of them
+        # frees a finished request at once, without waiting for the cyclic
+        # garbage collector.
+        self.delegate = self.request = None
         callback, self._close_callback = self._close_callback, None
         # A delegate told now has told its handler (streamed bodies): once is
         # enough, as on HTTP/1.1.
