@@ -925,6 +925,41 @@ def test_zero_window_stream_does_not_hold_up_others(protocol, logs):
     assert not above_info(logs), logs.text
 
 
+class OneWriteHandler(BaseHandler):
+    """``size`` pattern bytes in one write: more than the write pump's budget."""
+
+    def get(self) -> None:
+        self.write(server_util.pattern(int(self.get_argument("size"))))
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_one_large_write_to_a_peer_with_open_windows(protocol, logs):
+    """A peer that opens every window at the start and sends no WINDOW_UPDATE
+    gets a 4 MiB response written at once, over many passes of the write
+    pump (each limited to ``write_buffer_size``): each pass that the socket
+    takes whole (one ``sendmsg``) must start the next, for no frame from the
+    peer will."""
+    size = 4 * 1024 * 1024
+    params = SessionParameters(write_buffer_size=128 * 1024)
+
+    async def scenario() -> None:
+        routes = [*ROUTES, (r"/one-write", OneWriteHandler)]
+        async with serving(protocol, params=params, routes=routes) as h:
+            client = await h.connect()
+            default_window = 65535 if protocol == "h2" else 65536
+            await client.handshake(
+                window_settings(protocol, MAX_WINDOW), MAX_WINDOW - default_window
+            )
+            stream_id = client.request(f"/one-write?size={size}", auto_window=False)
+            reply = client.replies[stream_id]
+            await client.read_until(lambda: reply.done)
+            assert reply.status == 200
+            assert bytes(reply.body) == server_util.pattern(size)
+
+    run(scenario())
+    assert not above_info(logs), logs.text
+
+
 STALL_PARAMS = SessionParameters(write_buffer_size=256 * 1024)
 STALL_SLACK = 64 * 1024 + STALL_PARAMS.chunk_size  # frame headers, a read's answers
 

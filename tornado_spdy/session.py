@@ -933,6 +933,10 @@ class Session:
             return
         if self._vectored is not None and 1 < len(buffers) <= VECTORED_BUFFERS:
             buffers = self._send_vectored(self._vectored, buffers)
+            if not buffers:  # all on the wire: as if a write had completed
+                if self._unflushed <= self.params.write_buffer_size // 2:
+                    self._room_again()
+                return
         if buffers:
             self._write(b"".join(buffers))
 
@@ -979,12 +983,17 @@ class Session:
     def _written(self, future: Future[None], size: int) -> None:
         self._unflushed -= size
         failed = future.exception() is not None
-        if failed or self._unflushed <= self.params.write_buffer_size // 2:
-            # Drained, or never will be: the read loop goes on either way (and
-            # finds the connection closed).
-            self._wake_drained()
-            if self._ready and not failed:
-                self.schedule_flush()
+        if failed:
+            self._wake_drained()  # never will be: the read loop finds it closed
+        elif self._unflushed <= self.params.write_buffer_size // 2:
+            self._room_again()
+
+    def _room_again(self) -> None:
+        """The socket has room again: the read loop goes on, and the pump
+        runs again for the streams its budget left waiting."""
+        self._wake_drained()
+        if self._ready:
+            self.schedule_flush()
 
     def _wake_drained(self) -> None:
         if self._drained is not None:
