@@ -450,6 +450,29 @@ def _memorable(block: bytes, fields: Any) -> bool:
     return len(block) <= MEMO_BLOCK and len(fields) <= MEMO_FIELDS
 
 
+class _Memo:
+    """What an HPACK coder made while its state (table, limits) stood at one
+    value: valid while the state stays, forgotten when it moves."""
+
+    def __init__(self) -> None:
+        self._state: Any = None
+        self._entries: dict[Any, Any] = {}
+
+    def lookup(self, state: Any, key: Any) -> Any:
+        if state != self._state:
+            self._entries.clear()
+            self._state = state
+            return None
+        return self._entries.get(key)
+
+    def remember(self, state: Any, key: Any, value: Any) -> None:
+        """Keep ``value`` if the state is still the one of the last lookup
+        (coding it changed nothing) and there is room."""
+        entries = self._entries
+        if state == self._state and (key in entries or len(entries) < MEMO_SIZE):
+            entries[key] = value
+
+
 class _MemoEncoder(Encoder):
     """hpack's encoder, remembering the blocks of header lists that it
     encoded without changing its table: while the table stays as it was, the
@@ -461,30 +484,23 @@ class _MemoEncoder(Encoder):
     def __init__(self) -> None:
         super().__init__()
         self.header_table = _CountedTable()
-        self._memo: dict[tuple[Any, ...], bytes] = {}
-        self._memo_at = 0
+        self._memo = _Memo()
 
     def encode(self, headers: Any, huffman: bool = True) -> bytes:
         table = self.header_table
         if table.resized or not huffman or isinstance(headers, dict):
             return super().encode(headers, huffman)
         key = tuple(headers)
-        if table.changes != self._memo_at:
-            self._memo.clear()
-            self._memo_at = table.changes
-        block = self._memo.get(key)
+        block: bytes | None = self._memo.lookup(table.changes, key)
         if block is not None:
             return block
         block = super().encode(key, huffman)
         # A never-indexed field equals its indexed twin as a tuple: such a
         # list is not remembered, so neither is ever answered for the other.
-        if (
-            table.changes == self._memo_at
-            and len(self._memo) < MEMO_SIZE
-            and _memorable(block, key)
-            and not any(type(field) is NeverIndexedHeaderTuple for field in key)
+        if _memorable(block, key) and not any(
+            type(field) is NeverIndexedHeaderTuple for field in key
         ):
-            self._memo[key] = block
+            self._memo.remember(table.changes, key, block)
         return block
 
 
@@ -498,42 +514,30 @@ class _MemoDecoder(Decoder):
     def __init__(self) -> None:
         super().__init__()
         self.header_table = _CountedTable()
-        self._memo: dict[bytes, tuple[list[Any], list[bool]]] = {}
-        self._memo_at: tuple[int, int, int] = (0, 0, 0)
+        self._memo = _Memo()  # block -> (fields, checked as a request)
 
     def decode(self, data: bytes, raw: bool = False) -> Any:
         if not raw:
             return super().decode(data, raw)
-        found = self._lookup(data)
+        found = self._memo.lookup(self._state(), data)
         if found is not None:
             return list(found[0])
         headers = super().decode(data, raw)
-        if (
-            self._state() == self._memo_at
-            and len(self._memo) < MEMO_SIZE
-            and _memorable(data, headers)
-        ):
-            self._memo[bytes(data)] = (list(headers), [False])
+        if _memorable(data, headers):
+            self._memo.remember(self._state(), bytes(data), (list(headers), False))
         return headers
 
     def checked(self, data: bytes) -> bool:
         """``data`` decodes from the memo to fields h2 checked as a request."""
-        found = self._lookup(data)
-        return found is not None and found[1][0]
+        found = self._memo.lookup(self._state(), data)
+        return found is not None and found[1]
 
     def mark_checked(self, data: bytes) -> None:
         """h2 checked ``data``'s fields as a request and found them good."""
-        found = self._memo.get(data)
-        if found is not None and self._state() == self._memo_at:
-            found[1][0] = True
-
-    def _lookup(self, data: bytes) -> tuple[list[Any], list[bool]] | None:
         state = self._state()
-        if state != self._memo_at:
-            self._memo.clear()
-            self._memo_at = state
-            return None
-        return self._memo.get(data)
+        found = self._memo.lookup(state, data)
+        if found is not None:
+            self._memo.remember(state, data, (found[0], True))
 
     def _state(self) -> tuple[int, int, int]:
         # What a block's meaning depends on besides its bytes: the table, and

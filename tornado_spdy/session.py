@@ -934,11 +934,9 @@ class Session:
         if self._vectored is not None and 1 < len(buffers) <= VECTORED_BUFFERS:
             buffers = self._send_vectored(self._vectored, buffers)
             if not buffers:  # all on the wire: as if a write had completed
-                if self._unflushed <= self.params.write_buffer_size // 2:
-                    self._room_again()
+                self._room_again()
                 return
-        if buffers:
-            self._write(b"".join(buffers))
+        self._write(b"".join(buffers))
 
     def _send_vectored(
         self, sock: socket.socket, buffers: list[bytes | memoryview]
@@ -985,15 +983,17 @@ class Session:
         failed = future.exception() is not None
         if failed:
             self._wake_drained()  # never will be: the read loop finds it closed
-        elif self._unflushed <= self.params.write_buffer_size // 2:
+        else:
             self._room_again()
 
     def _room_again(self) -> None:
-        """The socket has room again: the read loop goes on, and the pump
-        runs again for the streams its budget left waiting."""
-        self._wake_drained()
-        if self._ready:
-            self.schedule_flush()
+        """Bytes left for the socket: once at most half the write buffer
+        waits, the read loop goes on and the pump runs again for the streams
+        its budget left waiting."""
+        if self._unflushed <= self.params.write_buffer_size // 2:
+            self._wake_drained()
+            if self._ready:
+                self.schedule_flush()
 
     def _wake_drained(self) -> None:
         if self._drained is not None:
