@@ -47,8 +47,8 @@ RSS_INTERVAL = 0.02  # seconds between two samples of the server's memory
 
 #: The honest client's workload: ``ROUNDS`` rounds of ``REQUESTS`` sequential
 #: GETs per phase (alone, then under attack, alternately).
-ROUNDS = 3
-REQUESTS = 100
+ROUNDS = 5
+REQUESTS = 400
 WARM_UP = 50
 
 T = TypeVar("T")

@@ -1192,6 +1192,78 @@ def test_requests_held_when_we_say_goaway_are_served(protocol, logs):
     assert not above_info(logs), logs.text
 
 
+@pytest.mark.parametrize("protocol", SPDY)
+def test_a_costly_frame_gives_other_connections_turns(protocol, logs):
+    """A header block that costs many times ``fair_share`` to inflate (900 KB
+    of values in 2 KB; over the limit, so it is drained and refused) while
+    another connection is open: the session then lets one IOLoop pass go by
+    per ``fair_share`` the read took (``session.MAX_OVERRUN_TURNS`` at most)
+    before it reads again, where after an ordinary read it reads at once.
+    (A share of 50 us: the inflate takes about 40 of them here, and still
+    more than 5 on a machine several times faster.)"""
+    params = SessionParameters(fair_share=50e-6)
+
+    async def scenario() -> None:
+        async with serving(protocol, params=params) as h:
+            bystander = await h.bystander()
+            client, session = await h.client_and_session()
+            assert isinstance(client, SPDYRawClient)
+            passes = PassCounter()
+            refused_at: list[int] = []
+            read_at: list[int] = []
+            read_again = asyncio.Event()
+            receive = session.core.receive_data
+            read_bytes = session.stream.read_bytes
+
+            def receive_and_note(data: bytes) -> Any:
+                events = receive(data)
+                if any(type(e).__name__ == "StreamReset" for e in events):
+                    refused_at.append(passes.count)
+                return events
+
+            def read_and_note(*args: Any, **kwargs: Any) -> Any:
+                if refused_at and not read_at:
+                    read_at.append(passes.count)
+                    read_again.set()
+                return read_bytes(*args, **kwargs)
+
+            session.core.receive_data = receive_and_note  # type: ignore[method-assign]
+            session.stream.read_bytes = read_and_note  # type: ignore[method-assign]
+            stream_id = client.new_stream()
+            block = client.header_block(request_fields() + big_fields(900_000))
+            client.send(client.syn_stream(stream_id, block, True))
+            await client.read_until(lambda: client.replies[stream_id].done)
+            await asyncio.wait_for(read_again.wait(), TIMEOUT)
+            passes.stop()
+            too_large = (
+                SPDY_PROTOCOL_ERROR if protocol == "spdy/2" else (SPDY_FRAME_TOO_LARGE)
+            )
+            assert client.replies[stream_id].reset == too_large
+            assert read_at[0] - refused_at[0] >= 5, (refused_at, read_at)
+            await h.bystander_served(*bystander)
+
+    run(scenario())
+    assert not above_info(logs), logs.text
+
+
+class PassCounter:
+    """Counts IOLoop passes (a callback that schedules itself again)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._loop = asyncio.get_running_loop()
+        self._running = True
+        self._loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self.count += 1
+        if self._running:
+            self._loop.call_soon(self._tick)
+
+    def stop(self) -> None:
+        self._running = False
+
+
 # ----------------------------------------------------------------- 4. header bombs
 
 

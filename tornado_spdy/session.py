@@ -82,6 +82,9 @@ TEARDOWN_BATCH = 4
 #: a busy server it gets one slice in this many passes, on an idle one it
 #: loses little.
 SUSPECT_TURNS = 10
+#: The most IOLoop passes a peer lets go by after a slice of its input that
+#: took several times ``fair_share`` (see `Session._turns_after`).
+MAX_OVERRUN_TURNS = 10
 
 #: Held requests started per IOLoop pass when other connections share the
 #: process (see `Session._start_held`).
@@ -378,12 +381,16 @@ class Session:
             self._flush()
             while True:
                 if data:
-                    if self._alone() or not (
-                        len(data) > self._slice_size() or self._suspect()
-                    ):
+                    if self._alone():
                         self._receive_timed(data)
-                    else:
+                    elif len(data) > self._slice_size() or self._suspect():
                         await self._receive_fairly(data)
+                    else:
+                        cost = self._receive_timed(data)
+                        # The next read may complete at once, without a pass.
+                        turns = self._turns_after(cost) - 1
+                        if turns:
+                            await self._give_turns(turns)
                 if self._closed:
                     return
                 if self._flush_scheduled:
@@ -434,16 +441,15 @@ class Session:
                 # Requests held from the slice before start now: a reset
                 # sent right behind its request has come in this slice.
                 self._start_held(earlier)
-                self._learn_cost(began, end - start)
+                cost = self._learn_cost(began, end - start)
                 if self._closed or self._cut_off or self.stream.closed():
                     return
                 start = end
                 suspect = self._suspect()
-                turns = SUSPECT_TURNS if suspect else 1
+                turns = self._turns_after(cost, suspect)
                 if start >= len(data):
                     turns -= 1
-                for _ in range(turns):
-                    await asyncio.sleep(0)  # the other connections' turn
+                await self._give_turns(turns)
         finally:
             self._holding = False
         if self._held and not (self._closed or self._cut_off):
@@ -457,17 +463,35 @@ class Session:
         floor = 1.0 - SUSPECT_SPENDING
         return self._resets.level() < floor or self._controls.level() < floor
 
-    def _receive_timed(self, data: bytes) -> None:
-        """`_receive`, learning what a byte of this peer's input costs."""
+    def _turns_after(self, cost: float, suspect: bool = False) -> int:
+        """IOLoop passes to let go by after a slice of input that took
+        ``cost`` seconds: one (the other connections' turn), `SUSPECT_TURNS`
+        for a suspect peer, and one for each ``fair_share`` the slice took,
+        up to `MAX_OVERRUN_TURNS`: a frame cannot be cut smaller (a zlib bomb
+        inflates in one call), but its sender can wait in proportion."""
+        overrun = min(int(cost / self.params.fair_share), MAX_OVERRUN_TURNS)
+        return max(SUSPECT_TURNS if suspect else 1, overrun)
+
+    async def _give_turns(self, turns: int) -> None:
+        for _ in range(turns):
+            await asyncio.sleep(0)  # the other connections' turn
+
+    def _receive_timed(self, data: bytes) -> float:
+        """`_receive`, learning what a byte of this peer's input costs; the
+        seconds it took."""
         began = time.perf_counter()
         self._receive(data)
-        self._learn_cost(began, len(data))
+        return self._learn_cost(began, len(data))
 
-    def _learn_cost(self, began: float, size: int) -> None:
-        cost = (time.perf_counter() - began) / max(size, 1)
+    def _learn_cost(self, began: float, size: int) -> float:
+        """Learn from input of ``size`` bytes handed to the core at ``began``;
+        the seconds it took."""
+        elapsed = time.perf_counter() - began
+        cost = elapsed / max(size, 1)
         # Up at once, down by halves: one cheap slice (a frame's tail) must not
         # let a flood's next slice run long.
         self._byte_cost = max(cost, self._byte_cost / 2, 1e-10)
+        return elapsed
 
     def _receive(self, data: bytes) -> None:
         if self._cut_off:
