@@ -159,6 +159,11 @@ class SessionParameters:
         that has spent 2% of its reset or control budget gets slices a tenth
         as long and then lets ten IOLoop passes go by after each: on a busy
         server a flood gets about a tenth of it, and honest clients the rest.
+        A slice that took several shares (a frame that cannot be cut, such
+        as a zlib bomb) makes its peer let one pass go by per share, up to
+        `MAX_OVERRUN_TURNS`; a connection alone is not sliced, but lets one
+        pass go by after a read that took more than a share, so that others
+        can be accepted at all.
     """
 
     max_concurrent_streams: int = 100
@@ -183,7 +188,7 @@ class SessionParameters:
     max_requests: int = 100_000
     handshake_timeout: float = 10.0
     stall_timeout: float = 60.0
-    fair_share: float = 0.0002
+    fair_share: float = 0.00005
 
 
 class TokenBucket:
@@ -382,7 +387,11 @@ class Session:
             while True:
                 if data:
                     if self._alone():
-                        self._receive_timed(data)
+                        # Still one pass after costly input: while the peer
+                        # keeps the socket full, each read completes at once,
+                        # and nobody else could even be accepted.
+                        if self._receive_timed(data) > self.params.fair_share:
+                            await asyncio.sleep(0)
                     elif len(data) > self._slice_size() or self._suspect():
                         await self._receive_fairly(data)
                     else:
