@@ -451,9 +451,13 @@ class Session:
                 # sent right behind its request has come in this slice.
                 self._start_held(earlier)
                 cost = self._learn_cost(began, end - start)
-                if self._closed or self._cut_off or self.stream.closed():
+                if self._closed or self._cut_off:
                     return
                 start = end
+                if self.stream.closed():
+                    # The peer's last bytes came with its FIN: what was read
+                    # is still handled (a client's last response), at once.
+                    continue
                 suspect = self._suspect()
                 turns = self._turns_after(cost, suspect)
                 if start >= len(data):
