@@ -399,6 +399,16 @@ def median3(fn, *args, repeats: int = 3) -> float:
     return statistics.median(fn(*args) for _ in range(repeats))
 
 
+def run_ratio(results: dict[str, list[float]], name: str, base: str) -> float:
+    """The median of ``name`` / ``base`` taken run by run (the runs are
+    interleaved): a machine that changes speed during the benchmark moves
+    both figures of a run, but not always the medians of the two columns."""
+    return statistics.median(
+        value / reference
+        for value, reference in zip(results[name], results[base], strict=True)
+    )
+
+
 def table(rows: list[tuple[str, str]], head: tuple[str, str]) -> str:
     width = max(len(r[0]) for r in rows + [head])
     vwidth = max(len(r[1]) for r in rows + [head])
@@ -460,11 +470,11 @@ def main() -> None:
             for s in (tornado, spdy_h1, spdy31, spdy_h2):
                 s.close()
         med = {k: statistics.median(v) for k, v in results.items()}
-        base = med["tornado h1 h2load"]
+        base = "tornado h1 h2load"
         rows += [
             (
                 f"Tornado HTTPServer, HTTP/1.1, h2load --h1 -n {n} -c 50, req/s",
-                f"{med['tornado h1 h2load']:,.0f}",
+                f"{med[base]:,.0f}",
             ),
         ]
         if have_wrk:
@@ -499,19 +509,22 @@ def main() -> None:
             ),
             (
                 "ratio SPDYServer HTTP/1.1 / Tornado HTTP/1.1 (h2load)",
-                f"{med['spdy h1 h2load'] / base:.2f}",
+                f"{run_ratio(results, 'spdy h1 h2load', base):.2f}",
             ),
             (
                 "ratio spdy/3.1 / Tornado HTTP/1.1 (target >= 1.4)",
-                f"{med['spdy/3.1'] / base:.2f}",
+                f"{run_ratio(results, 'spdy/3.1', base):.2f}",
             ),
-            ("ratio h2 / Tornado HTTP/1.1 (target >= 1.0)", f"{med['h2'] / base:.2f}"),
+            (
+                "ratio h2 / Tornado HTTP/1.1 (target >= 1.0)",
+                f"{run_ratio(results, 'h2', base):.2f}",
+            ),
         ]
         if have_wrk:
             rows.append(
                 (
                     "ratio SPDYServer HTTP/1.1 / Tornado HTTP/1.1 (wrk)",
-                    f"{med['spdy h1 wrk'] / med['tornado h1 wrk']:.2f}",
+                    f"{run_ratio(results, 'spdy h1 wrk', 'tornado h1 wrk'):.2f}",
                 )
             )
 
@@ -560,19 +573,19 @@ def main() -> None:
             ),
             (
                 "ratio spdy/3.1 / Tornado HTTP/1.1 (target >= 0.8)",
-                f"{med['spdy/3.1'] / med['h1']:.2f}",
+                f"{run_ratio(dl, 'spdy/3.1', 'h1'):.2f}",
             ),
             (
                 "ratio h2 (curl) / Tornado HTTP/1.1 (curl) (target >= 0.8)",
-                f"{med['h2 curl'] / med['h1']:.2f}",
+                f"{run_ratio(dl, 'h2 curl', 'h1'):.2f}",
             ),
             (
                 "ratio h2 (h2load) / Tornado HTTP/1.1 (curl)",
-                f"{med['h2'] / med['h1']:.2f}",
+                f"{run_ratio(dl, 'h2', 'h1'):.2f}",
             ),
             (
                 "ratio h2, 64 KiB frames / Tornado HTTP/1.1",
-                f"{med['h2 64K'] / med['h1']:.2f}",
+                f"{run_ratio(dl, 'h2 64K', 'h1'):.2f}",
             ),
         ]
 
@@ -593,7 +606,12 @@ def main() -> None:
             for name, v in mem.items()
         ]
 
-    print(table(rows, ("measurement (median of 3; downloads of 7)", "value")))
+    print(
+        table(
+            rows,
+            ("measurement (median of 3, downloads of 7; ratios run by run)", "value"),
+        )
+    )
 
 
 if __name__ == "__main__":
