@@ -1251,6 +1251,24 @@ def test_a_costly_frame_gives_other_connections_turns(protocol, company, logs):
     assert not above_info(logs), logs.text
 
 
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_no_fair_share_still_serves(protocol, logs):
+    """``fair_share=0`` (the smallest slices, no share to count turns in)
+    with another connection open: requests are still answered."""
+
+    async def scenario() -> None:
+        async with serving(protocol, params=SessionParameters(fair_share=0.0)) as h:
+            bystander = await h.bystander()
+            client, _ = await h.client_and_session()
+            replies = [client.replies[client.request("/hello")] for _ in range(3)]
+            await client.read_until(lambda: all(r.done for r in replies))
+            assert [r.status for r in replies] == [200] * 3
+            await h.bystander_served(*bystander)
+
+    run(scenario())
+    assert not above_info(logs), logs.text
+
+
 class PassCounter:
     """Counts IOLoop passes (a callback that schedules itself again)."""
 

@@ -482,7 +482,8 @@ class Session:
         for a suspect peer, and one for each ``fair_share`` the slice took,
         up to `MAX_OVERRUN_TURNS`: a frame cannot be cut smaller (a zlib bomb
         inflates in one call), but its sender can wait in proportion."""
-        overrun = min(int(cost / self.params.fair_share), MAX_OVERRUN_TURNS)
+        share = self.params.fair_share
+        overrun = min(int(cost / share), MAX_OVERRUN_TURNS) if share > 0 else 0
         return max(SUSPECT_TURNS if suspect else 1, overrun)
 
     async def _give_turns(self, turns: int) -> None:
