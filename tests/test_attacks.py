@@ -50,6 +50,7 @@ from tests.test_server_bad_input import (
     big_fields,
     bomb_fields,
     request_fields,
+    too_large,
 )
 from tornado_spdy.spdy import frames as sf
 
@@ -89,7 +90,6 @@ SPDY_OK = 0  # GOAWAY
 SPDY_PROTOCOL_ERROR = 1  # GOAWAY and RST_STREAM
 SPDY_REFUSED_STREAM = 3
 SPDY_CANCEL = 5
-SPDY_FRAME_TOO_LARGE = 11  # SPDY/3 only
 H2_SETTINGS_ENABLE_PUSH = 0x2
 H2_SETTINGS_INITIAL_WINDOW_SIZE = 0x4
 MAX_STREAM_ID = 2**31 - 1
@@ -113,11 +113,6 @@ def refused(protocol: str) -> int:
 
 def cancel(protocol: str) -> int:
     return H2_CANCEL if protocol == H2 else SPDY_CANCEL
-
-
-def too_large(protocol: str) -> int:
-    """SPDY's RST_STREAM status for a header list over the limits."""
-    return SPDY_PROTOCOL_ERROR if protocol == "spdy/2" else SPDY_FRAME_TOO_LARGE
 
 
 # ----------------------------------------------------------------- servers
