@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 Combo = tuple[str, str]
+T = TypeVar("T")
 
 # ---------------------------------------------------------------- oracle
 
@@ -105,6 +106,37 @@ def cpu_limit(seconds: float) -> Iterator[None]:
     finally:
         if armed:
             signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+
+
+def run_with_cpu_limit(
+    run: Callable[[], T], budget: float
+) -> tuple[T | None, Failure | None, float]:
+    """``run()`` under a CPU timer of ``budget`` seconds: its result, the
+    `Failure` it raised, and the CPU seconds it took. An input over budget
+    runs once more (the machine may have been busy): a ``hang`` only if it
+    is over budget twice."""
+    failure: Failure | None = None
+    for attempt in (1, 2):
+        start = time.process_time()
+        try:
+            with cpu_limit(budget):
+                result: T | None = run()
+            failure = None
+        except Failure as exc:
+            result, failure = None, exc
+        except Hang:
+            result, failure = None, None
+            if attempt == 2:
+                failure = Failure("hang", f"over {budget:.1f} s of CPU, twice")
+                failure.tb = traceback.format_exc()
+            continue
+        elapsed = time.process_time() - start
+        if failure is None and elapsed > budget and attempt == 1:
+            continue  # no timer fired (not the main thread?): confirm once
+        if failure is None and elapsed > budget:
+            failure = Failure("hang", f"{elapsed:.2f} s of CPU, twice")
+        return result, failure, elapsed
+    return None, failure, budget
 
 
 # ------------------------------------------------------------ minimizing

@@ -1,0 +1,550 @@
+"""Fuzzing of the h2 core (`tornado_spdy.http2.H2Core.receive_data`), each
+input run by the core and by its *twin*.
+
+Run it as a module from the repository root::
+
+    python -m tests.fuzz_h2_core --inputs 100000 [--seed S] [--side server]
+        [--jobs 2] [--max-seconds 900] [--out fuzz-failures] [--replay FILE]
+
+``--inputs`` is the total, shared by the sides chosen (default both).
+
+Why a twin
+----------
+
+h2 parses and checks every frame, but `H2Core` departs from stock h2 in a few
+places (see the docstring of `tornado_spdy.http2`). Most of them are
+behaviour, tested as such; the HPACK memos are meant to change nothing but
+the cost: a block decoded or encoded while the table stood still is
+remembered, and a request block equal to one h2 checked skips h2's second
+check. The twin is an `H2Core` with hpack's plain coders (nothing remembered,
+every block checked). Both get the same input and the same calls; any
+difference between them is a memo answering for a state it was not made in.
+
+What goes in
+------------
+
+What an h2 peer would send, from the h2 generator of `tests.fuzz_session`:
+recorded conversations (made with the h2 library), as they are, cut short and
+followed by random bytes, mutated at the frame and byte level, or random
+frames with plausible headers and HPACK blocks of random header lists. Each
+input is delivered in pieces cut at random (whole, frame by frame, random
+cuts, a byte at a time) to a fresh core made as `tornado_spdy.session.new_core`
+makes it (default `SessionParameters`, or a ``small`` preset). A client core
+has first opened streams 1 to 9, as the recordings' client did.
+
+Then, as an application would: DATA is acknowledged as it comes; after the
+input a server answers every stream (a push on some, the same response
+headers each time, so that the encoder's memo serves them, a body), a client
+resets the pushes and opens two streams with the same request; then a PING,
+a window update and GOAWAY.
+
+What fails
+----------
+
+An input *fails* when
+
+* ``receive_data`` raises anything but h2's ``ProtocolError`` (what `Session`
+  takes for a broken session), or raises it with no GOAWAY queued;
+* a sending call raises anything but h2's ``H2Error``;
+* the output is not whole h2 frames of the types h2 sends, or exceeds
+  ``1 MiB + 4 x`` the input;
+* one input uses more than 1 s of CPU (a hang; run again to confirm);
+* the core and its twin differ (``twin-differs``): in the events (classes,
+  attributes, header fields and whether each is never-indexed), in the
+  exception a call raised, in the streams they keep, or in a byte of output.
+
+Each distinct failure is saved to ``--out`` (``case.repr``, replayable with
+``--replay``, and a minimized input).
+
+CI and the long run
+-------------------
+
+``tests/test_fuzz_h2_core.py`` runs a small budget with a fixed seed. A
+longer run, on both cores::
+
+    python -m tests.fuzz_h2_core --inputs 1000000 --jobs 2 --max-seconds 900 --seed 1
+
+Its figures are in :doc:`core` (docs/core.rst).
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import enum
+import functools
+import random
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+from typing import Any, ClassVar
+
+import h2.events
+import h2.exceptions
+import hpack
+
+from tests import fuzz_common, fuzz_session
+from tests.fuzz_common import Failure, Hang, failure_from
+from tornado_spdy.http2 import H2Core
+from tornado_spdy.session import SessionParameters, new_core
+
+ALL_SIDES = ("server", "client")
+
+HANG_SECONDS = 1.0  # CPU seconds one input may take (both cores), plus ...
+MIN_BYTES_PER_SECOND = 10_000_000  # ... its size's share
+OUTPUT_LIMIT_BASE = 1024 * 1024  # bytes of output allowed per input ...
+OUTPUT_LIMIT_FACTOR = 4  # ... plus this many times the input's length
+
+#: `SessionParameters` of each preset: ``small`` reaches the limits sooner.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "small": {
+        "max_concurrent_streams": 2,
+        "initial_window_size": 1024,
+        "session_window_size": 65535,
+        "max_header_size": 512,
+        "enable_push": False,
+    },
+}
+
+#: The streams a client core opens before its input (the recordings' own).
+CLIENT_STREAMS = (1, 3, 5, 7, 9)
+PREFACE_SIZE = len(fuzz_session.H2_PREFACE)
+H2_FRAME_TYPES = range(10)  # DATA to CONTINUATION: all h2 ever sends
+GOAWAY = 7
+
+REQUEST = [
+    (b":method", b"GET"),
+    (b":path", b"/index.html"),
+    (b":scheme", b"https"),
+    (b":authority", b"fuzz.test"),
+    (b"cookie", b"a=1"),  # never indexed (H2Core marks credentials)
+]
+RESPONSE = [
+    (b":status", b"200"),
+    (b"content-type", b"text/plain"),
+    (b"content-length", b"13"),
+]
+BODY = b"Hello, world!"
+
+
+# ----------------------------------------------------------------- inputs
+
+
+@dataclass
+class Case:
+    """One fuzz input: everything needed to replay it."""
+
+    side: str
+    preset: str
+    data: bytes
+    cuts: tuple[int, ...] = ()  # where the input is split into pieces
+    origin: str = ""
+
+    def to_repr(self) -> str:
+        return repr(dataclasses.asdict(self))
+
+    @classmethod
+    def from_repr(cls, text: str) -> Case:
+        return cls(**ast.literal_eval(text))
+
+    def pieces(self) -> list[bytes]:
+        bounds = sorted({c for c in self.cuts if 0 < c < len(self.data)})
+        starts = [0, *bounds]
+        ends = [*bounds, len(self.data)]
+        return [self.data[a:b] for a, b in zip(starts, ends, strict=True)]
+
+
+def generate(
+    rng: random.Random, side: str, corpus: dict[str, list[fuzz_session.Recording]]
+) -> Case:
+    data, origin = fuzz_session.generate_h2(rng, side, corpus[side])
+    ends = [end for _, end in fuzz_session.frame_spans("h2", side, data)[0]]
+    preset = "small" if rng.random() < 0.2 else "default"
+    cuts = fuzz_session.choose_cuts(rng, data, ends)
+    return Case(side, preset, data, cuts, origin)
+
+
+# ------------------------------------------------------------ the twins
+
+
+class _PlainDecoder(hpack.Decoder):
+    """hpack's decoder, answering `H2Core`'s two questions to its memo
+    decoder as if nothing had been seen: every request block is checked."""
+
+    def checked(self, data: bytes) -> bool:
+        return False
+
+    def mark_checked(self, data: bytes) -> None:
+        pass
+
+
+def make_core(side: str, preset: str, plain: bool = False) -> H2Core:
+    """A core as a `Session` of ``side`` has it; with ``plain``, the twin."""
+    core = new_core("h2", side == "client", SessionParameters(**PRESETS[preset]))
+    assert isinstance(core, H2Core)
+    if plain:
+        decoder = _PlainDecoder()
+        decoder.max_header_list_size = core.decoder.max_header_list_size
+        decoder.max_allowed_table_size = core.decoder.max_allowed_table_size
+        core.decoder = decoder  # type: ignore[assignment]
+        core.encoder = hpack.Encoder()  # type: ignore[assignment]
+    return core
+
+
+def normal(value: Any) -> Any:
+    """``value`` (events, header lists, settings ...) as plain comparable
+    data: a header field keeps its class (never-indexed or not)."""
+    if isinstance(value, h2.events.Event):
+        fields = sorted((k, normal(v)) for k, v in vars(value).items())
+        return (type(value).__name__, tuple(fields))
+    if isinstance(value, hpack.HeaderTuple):
+        return (type(value).__name__, tuple(value))
+    if isinstance(value, (list, tuple)):
+        return tuple(normal(v) for v in value)
+    if isinstance(value, dict):
+        return tuple(sorted((repr(k), normal(v)) for k, v in value.items()))
+    if value is None or isinstance(value, (bool, int, bytes, str, float, enum.Enum)):
+        return value
+    return repr(value)
+
+
+def check_output(out: bytes) -> int:
+    """Raise `Failure` unless ``out`` is whole h2 frames; their GOAWAYs."""
+    spans, end = fuzz_session.h2_spans(out)
+    if end != len(out):
+        raise Failure(
+            "malformed-output",
+            f"{len(out) - end} trailing bytes: {out[end : end + 32].hex()}",
+        )
+    kinds = [out[start + 3] for start, _ in spans]
+    wrong = [k for k in kinds if k not in H2_FRAME_TYPES]
+    if wrong:
+        raise Failure("malformed-output", f"frame type {wrong[0]}")
+    return kinds.count(GOAWAY)
+
+
+@dataclass
+class Outcome:
+    protocol_error: bool = False
+    events: int = 0
+    output: int = 0
+
+
+class Pair:
+    """The core and its twin, given the same calls; every call's result,
+    exception and output must be the same for both."""
+
+    def __init__(self, case: Case):
+        self.core = make_core(case.side, case.preset)
+        self.twin = make_core(case.side, case.preset, plain=True)
+        self.outcome = Outcome()
+        self.limit = OUTPUT_LIMIT_BASE + OUTPUT_LIMIT_FACTOR * len(case.data)
+        self.client_preface = case.side == "client"  # leads the first output
+        self.head = b""  # the first bytes received, where a preface belongs
+
+    def call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """``name(*args, **kwargs)`` on both, as an application calls it (an
+        ``H2Error`` is an answer); the core's result."""
+        results = [
+            self._call_one(conn, name, args, kwargs) for conn in (self.core, self.twin)
+        ]
+        self.same(name, normal(results[0][1]), normal(results[1][1]))
+        self.drain()
+        return results[0][0]
+
+    def _call_one(
+        self, conn: H2Core, name: str, args: tuple, kwargs: dict
+    ) -> tuple[Any, Any]:
+        try:
+            result = getattr(conn, name)(*args, **kwargs)
+        except h2.exceptions.H2Error as exc:
+            return None, (type(exc).__name__, str(exc))
+        except Hang:
+            raise
+        except Exception as exc:
+            failure = failure_from("api-exception", exc, f"{name}(): ")
+            raise failure from None
+        return result, result
+
+    def receive(self, data: bytes) -> list[Any] | None:
+        """Both cores receive ``data``: the core's events, or None after a
+        session error (GOAWAY checked)."""
+        self.head = (self.head + data[:PREFACE_SIZE])[:PREFACE_SIZE]
+        (answer, events), (twin_answer, _) = (
+            self._receive_one(conn, data) for conn in (self.core, self.twin)
+        )
+        self.same("receive_data", answer, twin_answer)
+        goaways = self.drain()
+        self.same("streams", sorted(self.core.streams), sorted(self.twin.streams))
+        if events is None:
+            self.outcome.protocol_error = True
+            if not goaways and self._preface_seen():
+                raise Failure("no-goaway", "ProtocolError without a GOAWAY queued")
+            return None
+        self.outcome.events += len(events)
+        return events
+
+    @staticmethod
+    def _receive_one(conn: H2Core, data: bytes) -> tuple[Any, list[Any] | None]:
+        """(what ``conn.receive_data(data)`` answered, comparable; its events)."""
+        try:
+            events = conn.receive_data(data)
+        except h2.exceptions.ProtocolError as exc:
+            return (type(exc).__name__, str(exc)), None
+        except (Hang, Failure):
+            raise
+        except Exception as exc:
+            raise failure_from("receive-exception", exc) from None
+        return normal(events), events
+
+    def _preface_seen(self) -> bool:
+        """A client sent its preface. Before, a session error needs no GOAWAY
+        (RFC 9113 section 3.4: such a peer does not speak h2)."""
+        return self.core.config.client_side or self.head == fuzz_session.H2_PREFACE
+
+    def drain(self) -> int:
+        """Take both outputs, which must be equal; the GOAWAYs in them."""
+        out = self.core.data_to_send()
+        self.same("data_to_send", out, self.twin.data_to_send())
+        if self.client_preface and out:
+            if not out.startswith(fuzz_session.H2_PREFACE):
+                raise Failure("malformed-output", f"no preface: {out[:32].hex()}")
+            out = out[PREFACE_SIZE:]
+            self.client_preface = False
+        self.outcome.output += len(out)
+        if self.outcome.output > self.limit:
+            raise Failure(
+                "output-growth", f"{self.outcome.output} bytes (limit {self.limit})"
+            )
+        return check_output(out)
+
+    @staticmethod
+    def same(what: str, core: Any, twin: Any) -> None:
+        if core != twin:
+            raise Failure(
+                "twin-differs",
+                f"{what}: core {str(core)[:400]} / twin {str(twin)[:400]}",
+                label=what,
+            )
+
+
+def _acknowledge(pair: Pair, events: list[Any]) -> None:
+    for event in events:
+        if isinstance(event, h2.events.DataReceived):
+            pair.call(
+                "acknowledge_received_data",
+                event.flow_controlled_length,
+                event.stream_id,
+            )
+
+
+def _answer(pair: Pair) -> None:
+    """After the input: use the sending API on whatever streams are left."""
+    core = pair.core
+    if core.config.client_side:
+        for stream_id in sorted(core.streams):
+            if stream_id % 2 == 0:
+                pair.call("reset_stream", stream_id)
+        for _ in range(2):  # the same request twice: the encoder's memo
+            stream_id = pair.call("get_next_available_stream_id")
+            pair.call("send_headers", stream_id, REQUEST, end_stream=True)
+    else:
+        for stream_id in sorted(core.streams):
+            if stream_id % 2 == 0:
+                continue
+            if stream_id % 4 == 1 and core.can_push:
+                pushed = pair.call("get_next_available_stream_id")
+                pair.call("push_stream", stream_id, pushed, REQUEST)
+                pair.call("send_headers", pushed, RESPONSE)
+                pair.call("send_data", pushed, BODY, end_stream=True)
+            pair.call("send_headers", stream_id, RESPONSE)
+            window = pair.call("local_flow_control_window", stream_id) or 0
+            pair.call("send_data", stream_id, BODY[: max(0, window)], end_stream=True)
+    pair.call("ping", b"fuzzfuzz")
+    pair.call("increment_flow_control_window", 1024)
+    pair.call("close_connection")
+
+
+def run_case(case: Case, make_pair: Any = Pair) -> Outcome:
+    """Feed ``case`` to a fresh core and twin; raise `Failure` if a rule breaks."""
+    pair = make_pair(case)
+    pair.call("initiate_connection")
+    if case.side == "client":
+        for stream_id in CLIENT_STREAMS:
+            pair.call("send_headers", stream_id, REQUEST, end_stream=True)
+    for piece in case.pieces():
+        events = pair.receive(piece)
+        if events is None:
+            return pair.outcome
+        _acknowledge(pair, events)
+    _answer(pair)
+    return pair.outcome
+
+
+def run_checked(
+    case: Case, make_pair: Any = Pair
+) -> tuple[Outcome | None, Failure | None, float]:
+    """`run_case` under a CPU timer: (outcome, failure, CPU seconds)."""
+    budget = HANG_SECONDS + len(case.data) / MIN_BYTES_PER_SECOND
+    return fuzz_common.run_with_cpu_limit(
+        functools.partial(run_case, case, make_pair), budget
+    )
+
+
+# ------------------------------------------------------------ minimizing
+
+
+def _signature_of(case: Case) -> str | None:
+    failure = run_checked(case)[1]
+    return failure.signature if failure else None
+
+
+def minimize(case: Case, signature: str, budget: float) -> Case:
+    """A smaller input failing the same way, found within ``budget`` seconds."""
+    deadline = time.monotonic() + budget
+
+    def still_fails(candidate: Case) -> bool:
+        return time.monotonic() < deadline and _signature_of(candidate) == signature
+
+    best = case
+    if still_fails(replace(best, cuts=())):
+        best = replace(best, cuts=())
+    start = len(fuzz_session.H2_PREFACE) if case.side == "server" else 0
+    frames = fuzz_session.h2_spans(best.data, start)[0]
+    return fuzz_common.shrink_data(
+        best, frames, _drop_bytes, _drop_bytes, still_fails, deadline
+    )
+
+
+def _drop_bytes(case: Case, start: int, end: int) -> Case:
+    data = case.data[:start] + case.data[end:]
+    return replace(case, data=data, cuts=tuple(c for c in case.cuts if c <= len(data)))
+
+
+def save_reproducer(out_dir: str, case: Case, failure: Failure, budget: float) -> str:
+    """Save ``case``, then its minimized version and the failure; return the
+    directory."""
+    path = fuzz_common.reproducer_directory(out_dir, ("h2", case.side), failure)
+    fuzz_common.write_files(path, {"case.repr": case.to_repr(), "data.bin": case.data})
+    small = minimize(case, failure.signature, budget) if budget > 0 else case
+    trace = (
+        f"side: {case.side}\npreset: {case.preset}\norigin: {case.origin}\n"
+        f"signature: {failure.signature}\n\nminimized input ({len(small.data)} "
+        f"bytes, cuts {small.cuts}):\n{small.data.hex()}\n\n{failure.detail}\n\n"
+        f"{failure.tb}\n"
+    )
+    fuzz_common.write_files(
+        path, {"minimized.repr": small.to_repr(), "traceback.txt": trace}
+    )
+    return path
+
+
+# ------------------------------------------------------------- campaign
+
+
+@dataclass
+class Stats(fuzz_common.Stats):
+    """An h2 core campaign's figures: also the inputs that ended in a
+    session error (by side) and the CPU time of the slowest input."""
+
+    protocol_errors: Counter = field(default_factory=Counter)  # by combo
+    max_cpu: float = 0.0
+
+    title: ClassVar[str] = "tornado_spdy h2 core fuzzing: H2Core against its twin"
+    counters: ClassVar[tuple[str, ...]] = (
+        *fuzz_common.Stats.counters,
+        "protocol_errors",
+    )
+
+    def merge(self, other: Stats) -> None:  # type: ignore[override]
+        super().merge(other)
+        self.max_cpu = max(self.max_cpu, other.max_cpu)
+
+    def table(self) -> list[str]:
+        lines = [f"{'side':<8}{'inputs':>10}{'session errors':>16}{'failures':>10}"]
+        for combo, n in sorted(self.executed.items()):
+            share = self.protocol_errors[combo] / n if n else 0.0
+            failed = self.combo_failures[combo]
+            lines.append(f"{combo[1]:<8}{n:>10}{share:>15.0%}{failed:>10}")
+        return lines
+
+    def summary(self) -> str:
+        return f"{super().summary()}; slowest input: {self.max_cpu * 1000:.0f} ms CPU"
+
+
+def campaign(
+    inputs: int,
+    seed: int,
+    combos: list[tuple[str, str]],
+    max_seconds: float | None = None,
+    out_dir: str | None = None,
+    job: int = 0,
+    minimize_budget: float = 20.0,
+    max_saved: int = 20,
+) -> Stats:
+    """Run ``inputs`` inputs round-robin over ``combos``; the statistics."""
+    stats = Stats()
+    corpus = fuzz_session.build_h2_corpus()
+    start = time.monotonic()
+    for combo, case_seed in fuzz_common.schedule(
+        inputs, seed, combos, job, max_seconds, check_every=16
+    ):
+        case = generate(random.Random(case_seed), combo[1], corpus)
+        outcome, failure, cpu = run_checked(case)
+        stats.executed[combo] += 1
+        stats.origins[case.origin] += 1
+        stats.max_cpu = max(stats.max_cpu, cpu)
+        if outcome is not None and outcome.protocol_error:
+            stats.protocol_errors[combo] += 1
+        if failure is not None:
+            save = functools.partial(
+                save_reproducer, case=case, failure=failure, budget=minimize_budget
+            )
+            stats.add_failure(combo, failure, case_seed, save, out_dir, max_saved)
+    stats.elapsed = time.monotonic() - start
+    return stats
+
+
+def run(
+    inputs: int, seed: int = 0, sides: tuple[str, ...] = ALL_SIDES, **options: Any
+) -> Stats:
+    """A campaign over the sides chosen. ``options``: ``jobs`` (processes,
+    see `fuzz_common.run_jobs`) and those of `campaign`."""
+    return fuzz_common.run_jobs(campaign, inputs, seed, ("h2",), sides, **options)
+
+
+def replay(path: str) -> int:
+    """Run the saved case at ``path`` and print what happens; 1 if it fails."""
+    with open(path) as f:
+        case = Case.from_repr(f.read())
+    outcome, failure, cpu = run_checked(case)
+    print(
+        f"h2 {case.side} preset={case.preset} {len(case.data)} bytes: {cpu * 1000:.1f} ms CPU"
+    )
+    if failure is None:
+        print("no failure:", outcome)
+        return 0
+    print(failure.detail)
+    print(failure.tb)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = fuzz_common.campaign_parser(
+        "tests.fuzz_h2_core", __doc__, "tornado_spdy-fuzz-h2", 20.0, "case.repr"
+    )
+    parser.add_argument(
+        "--side", choices=ALL_SIDES, action="append", help="repeatable; default both"
+    )
+    args = parser.parse_args(argv)
+    if args.replay:
+        return replay(args.replay)
+    sides = tuple(args.side or ALL_SIDES)
+    options = fuzz_common.run_options(args)
+    return fuzz_common.print_report(run(args.inputs, args.seed, sides, **options))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The h2 core fuzzer (`tests.fuzz_h2_core`) at a small budget, and checks
+that its harness drives real conversations and that its oracle sees a memo
+answering for the wrong table.
+
+The longer run is described in the docstring of `tests.fuzz_h2_core`::
+
+    python -m tests.fuzz_h2_core --inputs 1000000 --jobs 2 --max-seconds 900 --seed 1
+"""
+
+from __future__ import annotations
+
+import hpack
+import pytest
+
+from tests import fuzz_h2_core, fuzz_session
+
+pytestmark = pytest.mark.timeout(120)
+
+# About 1,500 inputs/s on one core of the 2026-12 machine.
+BUDGET_INPUTS = 6000
+SEED = 20261
+
+GET, HTTPS = 0x82, 0x87  # HPACK static table: ":method GET", ":scheme https"
+
+
+@pytest.mark.parametrize("side", fuzz_h2_core.ALL_SIDES)
+def test_corpus_replays_cleanly(side: str) -> None:
+    """Every recorded conversation, unmutated, is received without a session
+    error, core and twin alike."""
+    recordings = fuzz_session.build_h2_corpus()[side]
+    assert len(recordings) == len(fuzz_session.H2_SCENARIOS)
+    for rec in recordings:
+        case = fuzz_h2_core.Case(side, "default", rec.data, rec.cuts, "corpus")
+        outcome, failure, _ = fuzz_h2_core.run_checked(case)
+        assert failure is None, (rec.name, failure and failure.detail)
+        assert outcome is not None and not outcome.protocol_error, rec.name
+        assert outcome.events > 0
+
+
+def test_budget_run_finds_nothing() -> None:
+    stats = fuzz_h2_core.run(BUDGET_INPUTS, SEED)
+    assert stats.total == BUDGET_INPUTS
+    assert set(stats.executed) == {("h2", "server"), ("h2", "client")}
+    assert stats.failing_inputs == 0, stats.report()
+    # The inputs reach both ends: some sessions break, most of some do not.
+    for combo in stats.executed:
+        assert 0 < stats.protocol_errors[combo] < stats.executed[combo]
+
+
+def _frame(stream_id: int, block: bytes) -> bytes:
+    return fuzz_session.h2_frame(1, 0x5, stream_id, block)  # END_HEADERS|END_STREAM
+
+
+def _reindexed_request() -> bytes:
+    """A client's input in which one block, all references to the dynamic
+    table, is sent twice, and means another request the second time: the
+    table changed in between."""
+    encoder = hpack.Encoder()
+    request = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"x")]
+    first = encoder.encode([*request, (b":path", b"/a")], huffman=False)
+    # Now [62] is ":path /a" and [63] ":authority x".
+    references = bytes((GET, HTTPS, 0x80 | 63, 0x80 | 62))
+    second = encoder.encode([*request, (b":path", b"/b")], huffman=False)
+    # Now [62] is ":path /b": the same references name /b.
+    return b"".join(
+        (
+            fuzz_session.H2_PREFACE,
+            fuzz_session.h2_frame(4, 0, 0, b""),
+            _frame(1, first),
+            _frame(3, references),
+            _frame(5, second),
+            _frame(7, references),
+        )
+    )
+
+
+def test_a_memo_answering_for_another_table_is_caught() -> None:
+    case = fuzz_h2_core.Case("server", "default", _reindexed_request())
+    outcome, failure, _ = fuzz_h2_core.run_checked(case)
+    assert failure is None and outcome is not None and outcome.events >= 4
+
+    class StaleMemo(fuzz_h2_core.Pair):
+        """The core's decoder memo no longer sees its table change."""
+
+        def __init__(self, case: fuzz_h2_core.Case):
+            super().__init__(case)
+            self.core.decoder._state = lambda: (0, 0, 0)  # type: ignore[method-assign]
+
+    _, failure, _ = fuzz_h2_core.run_checked(case, StaleMemo)
+    assert failure is not None and failure.kind == "twin-differs", failure
+    assert b"/a" in failure.detail.encode() and "receive_data" in failure.detail
+
+
+def test_a_skipped_check_is_caught() -> None:
+    """A request block h2 would refuse, accepted because a memo claimed h2
+    had checked it, is a difference between core and twin."""
+    block = hpack.Encoder().encode([(b":method", b"GET")], huffman=False)  # no :path
+    data = b"".join(
+        (fuzz_session.H2_PREFACE, fuzz_session.h2_frame(4, 0, 0, b""), _frame(1, block))
+    )
+    case = fuzz_h2_core.Case("server", "default", data)
+    outcome, failure, _ = fuzz_h2_core.run_checked(case)
+    assert failure is None and outcome is not None
+
+    class Credulous(fuzz_h2_core.Pair):
+        def __init__(self, case: fuzz_h2_core.Case):
+            super().__init__(case)
+            self.core.decoder.checked = lambda data: True  # type: ignore[method-assign]
+
+    _, failure, _ = fuzz_h2_core.run_checked(case, Credulous)
+    assert failure is not None and failure.kind == "twin-differs", failure
