@@ -14,7 +14,10 @@ fuzzed (``spdy/3``, ``h2`` ...) and the side under test (``server`` or
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import dataclasses
+import functools
 import hashlib
 import multiprocessing
 import os
@@ -274,6 +277,88 @@ class Stats:
         return "\n".join(lines)
 
 
+@dataclass
+class CaseStats(Stats):
+    """The figures of a campaign of cases run by a core fuzzer: also the
+    inputs that ended in a session error (by combo) and the CPU time of the
+    slowest input."""
+
+    protocol_errors: Counter = field(default_factory=Counter)  # by combo
+    max_cpu: float = 0.0
+
+    counters: ClassVar[tuple[str, ...]] = (*Stats.counters, "protocol_errors")
+    example_chars: ClassVar[int] = 160
+
+    def merge(self, other: Stats) -> None:
+        super().merge(other)
+        if isinstance(other, CaseStats):
+            self.max_cpu = max(self.max_cpu, other.max_cpu)
+
+    def table(self) -> list[str]:
+        lines = [
+            f"{'version':<10}{'side':<8}{'inputs':>10}{'session errors':>16}{'failures':>10}"
+        ]
+        for (version, side), n in sorted(self.executed.items()):
+            failed = self.combo_failures[version, side]
+            share = self.protocol_errors[version, side] / n if n else 0.0
+            lines.append(f"{version:<10}{side:<8}{n:>10}{share:>15.0%}{failed:>10}")
+        return lines
+
+    def summary(self) -> str:
+        return f"{super().summary()}; slowest input: {self.max_cpu * 1000:.0f} ms CPU"
+
+
+StatsT = TypeVar("StatsT", bound=Stats)
+CaseStatsT = TypeVar("CaseStatsT", bound=CaseStats)
+
+
+class _Case(Protocol):
+    origin: str
+
+
+CaseT = TypeVar("CaseT", bound=_Case)
+
+
+def run_campaign(
+    stats: CaseStatsT,
+    generate: Callable[[random.Random, Combo], CaseT],
+    run_checked: Callable[[CaseT], tuple[Any, Failure | None, float]],
+    save_reproducer: Callable[..., str],
+    inputs: int,
+    seed: int,
+    combos: Sequence[Combo],
+    job: int = 0,
+    max_seconds: float | None = None,
+    out_dir: str | None = None,
+    minimize_budget: float = 20.0,
+    max_saved: int = 20,
+) -> CaseStatsT:
+    """The campaign of a core fuzzer: ``inputs`` cases round-robin over
+    ``combos``, each made by ``generate(rng, combo)`` and run by
+    ``run_checked`` (its outcome has ``protocol_error``), counted in
+    ``stats``; a failure's first case is saved by
+    ``save_reproducer(out_dir, case=, failure=, budget=)``."""
+    start = time.monotonic()
+    # A look at the clock every 16 inputs: they take about a millisecond.
+    for combo, case_seed in schedule(
+        inputs, seed, combos, job, max_seconds, check_every=16
+    ):
+        case = generate(random.Random(case_seed), combo)
+        outcome, failure, cpu = run_checked(case)
+        stats.executed[combo] += 1
+        stats.origins[case.origin.split(":")[0]] += 1
+        stats.max_cpu = max(stats.max_cpu, cpu)
+        if outcome is not None and outcome.protocol_error:
+            stats.protocol_errors[combo] += 1
+        if failure is not None:
+            save = functools.partial(
+                save_reproducer, case=case, failure=failure, budget=minimize_budget
+            )
+            stats.add_failure(combo, failure, case_seed, save, out_dir, max_saved)
+    stats.elapsed = time.monotonic() - start
+    return stats
+
+
 def schedule(
     inputs: int,
     seed: int,
@@ -299,9 +384,6 @@ def schedule(
             return
         combo = combos[index % len(combos)]
         yield combo, rngs[combo].getrandbits(64)
-
-
-StatsT = TypeVar("StatsT", bound=Stats)
 
 
 def _run_job(arguments: tuple) -> Stats:
@@ -361,6 +443,92 @@ def write_files(directory: str, files: dict[str, str | bytes]) -> None:
             f.write(content)
 
 
+class Replayable:
+    """A dataclass input with ``data`` and ``cuts``, saved as the repr of its
+    fields."""
+
+    data: bytes
+    cuts: tuple[int, ...]
+
+    def to_repr(self) -> str:
+        return repr(dataclasses.asdict(self))  # type: ignore[call-overload]
+
+    @classmethod
+    def from_repr(cls: type[ReplayableT], text: str) -> ReplayableT:
+        return cls(**ast.literal_eval(text))
+
+    def pieces(self) -> list[bytes]:
+        """``data`` cut at ``cuts``."""
+        bounds = sorted({c for c in self.cuts if 0 < c < len(self.data)})
+        starts = [0, *bounds]
+        ends = [*bounds, len(self.data)]
+        return [self.data[a:b] for a, b in zip(starts, ends, strict=True)]
+
+
+ReplayableT = TypeVar("ReplayableT", bound=Replayable)
+
+
+class _Saved(Protocol):
+    data: bytes
+
+    def to_repr(self) -> str: ...
+
+
+SavedT = TypeVar("SavedT", bound=_Saved)
+
+
+def save_case(
+    out_dir: str,
+    combo: Combo,
+    case: SavedT,
+    failure: Failure,
+    minimize: Callable[[SavedT], SavedT],
+    describe: Callable[[SavedT], str],
+    name: str = "case.repr",
+) -> str:
+    """Save ``case`` (replayable as ``name``, and its bytes), then its
+    ``minimize``-d version and the failure, each input told by ``describe``;
+    return the directory."""
+    path = reproducer_directory(out_dir, combo, failure)
+    write_files(path, {name: case.to_repr(), "data.bin": case.data})
+    small = minimize(case)
+    trace = (
+        f"{describe(case)}\nsignature: {failure.signature}\n\n"
+        f"minimized input ({len(small.data)} bytes; {describe(small)}):\n"
+        f"{small.data.hex()}\n\n{failure.detail}\n\n{failure.tb}\n"
+    )
+    write_files(path, {f"minimized.{name.split('.')[-1]}": small.to_repr()})
+    write_files(path, {"traceback.txt": trace})
+    return path
+
+
+def replay_case(
+    path: str,
+    load: Callable[[str], SavedT],
+    run_checked: Callable[[SavedT], tuple[Any, Failure | None, float]],
+    describe: Callable[[SavedT], str],
+) -> int:
+    """Run the case saved at ``path`` (read by ``load``) and print what
+    happens; the exit status: 1 if it fails."""
+    with open(path) as f:
+        case = load(f.read())
+    outcome, failure, cpu = run_checked(case)
+    about = f"{describe(case)}: {len(case.data)} bytes, {cpu * 1000:.1f} ms CPU"
+    return print_replay(about, outcome, failure)
+
+
+def print_replay(about: str, outcome: Any, failure: Failure | None) -> int:
+    """Print what a replayed input did; the exit status: 1 if it failed."""
+    print(about)
+    if failure is None:
+        print("no failure:", outcome)
+        return 0
+    print(failure.signature)
+    print(failure.detail)
+    print(failure.tb)
+    return 1
+
+
 # ------------------------------------------------------------ command line
 
 
@@ -412,6 +580,21 @@ def run_options(args: argparse.Namespace) -> dict[str, Any]:
         "out_dir": args.out,
         "minimize_budget": args.minimize_seconds,
     }
+
+
+def command(
+    parser: argparse.ArgumentParser,
+    argv: list[str] | None,
+    replay: Callable[[str], int],
+    run: Callable[[argparse.Namespace, dict[str, Any]], Stats],
+) -> int:
+    """A fuzzer's command line: replay a saved input, or run
+    ``run(args, options)`` (options: those of `run_options`) and print its
+    report; the exit status."""
+    args = parser.parse_args(argv)
+    if args.replay:
+        return replay(args.replay)
+    return print_report(run(args, run_options(args)))
 
 
 def print_report(stats: Stats) -> int:

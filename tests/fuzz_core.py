@@ -82,14 +82,13 @@ malformed output, no missing GOAWAY.
 
 from __future__ import annotations
 
+import argparse
 import functools
 import random
 import struct
 import sys
 import time
-import traceback
 import zlib
-from collections import Counter
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol
 
@@ -433,27 +432,9 @@ def run_checked(
 ) -> tuple[Outcome | None, Failure | None, float]:
     """`run_case` under a CPU timer: (outcome, failure, CPU seconds)."""
     budget = HANG_SECONDS + len(case.data) / MIN_BYTES_PER_SECOND
-    for attempt in (1, 2):
-        start = time.process_time()
-        try:
-            with fuzz_common.cpu_limit(budget):
-                outcome = run_case(case, connection_factory)
-            failure = None
-        except Failure as exc:
-            outcome, failure = None, exc
-        except Hang:
-            outcome, failure = None, None
-            if attempt == 2:
-                failure = Failure("hang", f"over {budget:.1f} s of CPU, twice")
-                failure.tb = traceback.format_exc()
-            continue
-        elapsed = time.process_time() - start
-        if failure is None and elapsed > budget and attempt == 1:
-            continue  # no timer fired (not the main thread?): confirm once
-        if failure is None and elapsed > budget:
-            failure = Failure("hang", f"{elapsed:.2f} s of CPU, twice")
-        return outcome, failure, elapsed
-    return None, failure, budget
+    return fuzz_common.run_with_cpu_limit(
+        functools.partial(run_case, case, connection_factory), budget
+    )
 
 
 # ---------------------------------------------------------------- corpus
@@ -1764,91 +1745,47 @@ def _drop_bytes(case: Case, start: int, end: int) -> Case:
 # ------------------------------------------------------------- campaign
 
 
-@dataclass
-class Stats(fuzz_common.Stats):
-    """A core campaign's figures: also how many inputs ended in a session
-    error (by combo) and the CPU time of the slowest input."""
-
-    protocol_errors: Counter = field(default_factory=Counter)  # by combo
-    max_cpu: float = 0.0
+class Stats(fuzz_common.CaseStats):
+    """A core campaign's figures (see `fuzz_common.CaseStats`)."""
 
     title: ClassVar[str] = (
         "tornado_spdy core fuzzing: receive_data, then the sending API"
     )
-    counters: ClassVar[tuple[str, ...]] = (
-        *fuzz_common.Stats.counters,
-        "protocol_errors",
+
+
+def describe(case: Case) -> str:
+    return (
+        f"{case.version} {case.side}, preset {case.preset}, origin {case.origin}, "
+        f"chunks at {case.cuts}, actions {case.actions}"
     )
-    example_chars: ClassVar[int] = 160
-
-    def merge(self, other: Stats) -> None:  # type: ignore[override]
-        super().merge(other)
-        self.max_cpu = max(self.max_cpu, other.max_cpu)
-
-    def table(self) -> list[str]:
-        lines = [
-            f"{'version':<10}{'side':<8}{'inputs':>10}{'session errors':>16}{'failures':>10}"
-        ]
-        for (version, side), n in sorted(self.executed.items()):
-            failed = self.combo_failures[version, side]
-            share = self.protocol_errors[version, side] / n if n else 0.0
-            lines.append(f"{version:<10}{side:<8}{n:>10}{share:>15.0%}{failed:>10}")
-        return lines
-
-    def summary(self) -> str:
-        return f"{super().summary()}; slowest input: {self.max_cpu * 1000:.0f} ms CPU"
 
 
 def save_reproducer(out_dir: str, case: Case, failure: Failure, budget: float) -> str:
-    """Save ``case`` (replayable, and its bytes), then its minimized version
-    and the traceback; return the directory."""
-    path = fuzz_common.reproducer_directory(out_dir, (case.version, case.side), failure)
-    fuzz_common.write_files(path, {"case.repr": case.to_repr(), "data.bin": case.data})
-    small = minimize(case, failure.signature, budget) if budget > 0 else case
-    trace = (
-        f"version: {case.version}\nside: {case.side}\npreset: {case.preset}\norigin: {case.origin}\n"
-        f"signature: {failure.signature}\n\nminimized input ({len(small.data)} bytes, chunks at {small.cuts}, "
-        f"actions {small.actions}):\n{small.data.hex()}\n\n{failure.tb}\n"
+    """Save ``case`` and its minimized version; return the directory."""
+    return fuzz_common.save_case(
+        out_dir,
+        (case.version, case.side),
+        case,
+        failure,
+        lambda c: minimize(c, failure.signature, budget) if budget > 0 else c,
+        describe,
     )
-    fuzz_common.write_files(
-        path, {"minimized.repr": small.to_repr(), "traceback.txt": trace}
-    )
-    return path
 
 
 def campaign(
-    inputs: int,
-    seed: int,
-    combos: list[tuple[str, str]],
-    max_seconds: float | None = None,
-    out_dir: str | None = None,
-    job: int = 0,
-    minimize_budget: float = 20.0,
-    max_saved: int = 20,
+    inputs: int, seed: int, combos: list[tuple[str, str]], **options: Any
 ) -> Stats:
-    """Run ``inputs`` inputs round-robin over ``combos``; the statistics."""
-    stats = Stats()
+    """Run ``inputs`` inputs round-robin over ``combos``; the statistics.
+    ``options``: those of `fuzz_common.run_campaign`."""
     corpora = {version: build_corpus(version) for version in {v for v, _ in combos}}
-    start = time.monotonic()
-    # A look at the clock every 16 inputs: they take about a millisecond.
-    for combo, case_seed in fuzz_common.schedule(
-        inputs, seed, combos, job, max_seconds, check_every=16
-    ):
+
+    def make(rng: random.Random, combo: tuple[str, str]) -> Case:
         version, side = combo
-        case = generate(random.Random(case_seed), version, side, corpora[version])
-        outcome, failure, cpu = run_checked(case)
-        stats.executed[combo] += 1
-        stats.origins[case.origin.split(":")[0]] += 1
-        stats.max_cpu = max(stats.max_cpu, cpu)
-        if outcome is not None and outcome.protocol_error:
-            stats.protocol_errors[combo] += 1
-        if failure is not None:
-            save = functools.partial(
-                save_reproducer, case=case, failure=failure, budget=minimize_budget
-            )
-            stats.add_failure(combo, failure, case_seed, save, out_dir, max_saved)
-    stats.elapsed = time.monotonic() - start
-    return stats
+        return generate(rng, version, side, corpora[version])
+
+    return fuzz_common.run_campaign(
+        Stats(), make, run_checked, save_reproducer, inputs, seed, combos, **options
+    )
 
 
 def run(
@@ -1865,17 +1802,7 @@ def run(
 
 def replay(path: str) -> int:
     """Run the saved case at ``path`` and print what happens; 1 if it fails."""
-    with open(path) as f:
-        case = Case.from_repr(f.read())
-    outcome, failure, cpu = run_checked(case)
-    print(
-        f"{case.version} {case.side} preset={case.preset} {len(case.data)} bytes: {cpu * 1000:.1f} ms CPU"
-    )
-    if failure is None:
-        print("no failure:", outcome)
-        return 0
-    print(failure.tb or failure)
-    return 1
+    return fuzz_common.replay_case(path, Case.from_repr, run_checked, describe)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1891,15 +1818,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--side", choices=ALL_SIDES, action="append", help="repeatable; default both"
     )
-    args = parser.parse_args(argv)
-    if args.replay:
-        return replay(args.replay)
-    versions = tuple(args.version or ALL_VERSIONS)
-    sides = tuple(args.side or ALL_SIDES)
-    options = fuzz_common.run_options(args)
-    return fuzz_common.print_report(
-        run(args.inputs, args.seed, versions, sides, **options)
-    )
+
+    def run_chosen(args: argparse.Namespace, options: dict[str, Any]) -> Stats:
+        versions = tuple(args.version or ALL_VERSIONS)
+        sides = tuple(args.side or ALL_SIDES)
+        return run(args.inputs, args.seed, versions, sides, **options)
+
+    return fuzz_common.command(parser, argv, replay, run_chosen)
 
 
 if __name__ == "__main__":

@@ -69,15 +69,13 @@ Its figures are in :doc:`core` (docs/core.rst).
 
 from __future__ import annotations
 
-import ast
-import dataclasses
 import enum
 import functools
 import random
+import re
 import sys
 import time
-from collections import Counter
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, ClassVar
 
 import h2.events
@@ -95,18 +93,6 @@ HANG_SECONDS = 1.0  # CPU seconds one input may take (both cores), plus ...
 MIN_BYTES_PER_SECOND = 10_000_000  # ... its size's share
 OUTPUT_LIMIT_BASE = 1024 * 1024  # bytes of output allowed per input ...
 OUTPUT_LIMIT_FACTOR = 4  # ... plus this many times the input's length
-
-#: `SessionParameters` of each preset: ``small`` reaches the limits sooner.
-PRESETS: dict[str, dict[str, Any]] = {
-    "default": {},
-    "small": {
-        "max_concurrent_streams": 2,
-        "initial_window_size": 1024,
-        "session_window_size": 65535,
-        "max_header_size": 512,
-        "enable_push": False,
-    },
-}
 
 #: The streams a client core opens before its input (the recordings' own).
 CLIENT_STREAMS = (1, 3, 5, 7, 9)
@@ -127,13 +113,16 @@ RESPONSE = [
     (b"content-length", b"13"),
 ]
 BODY = b"Hello, world!"
+#: An object's address in an error message (hpack names the memoryview it
+#: read): not part of what core and twin must agree on.
+_ADDRESS = re.compile(r" at 0x[0-9a-f]+")
 
 
 # ----------------------------------------------------------------- inputs
 
 
 @dataclass
-class Case:
+class Case(fuzz_common.Replayable):
     """One fuzz input: everything needed to replay it."""
 
     side: str
@@ -141,19 +130,6 @@ class Case:
     data: bytes
     cuts: tuple[int, ...] = ()  # where the input is split into pieces
     origin: str = ""
-
-    def to_repr(self) -> str:
-        return repr(dataclasses.asdict(self))
-
-    @classmethod
-    def from_repr(cls, text: str) -> Case:
-        return cls(**ast.literal_eval(text))
-
-    def pieces(self) -> list[bytes]:
-        bounds = sorted({c for c in self.cuts if 0 < c < len(self.data)})
-        starts = [0, *bounds]
-        ends = [*bounds, len(self.data)]
-        return [self.data[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
 def generate(
@@ -182,7 +158,9 @@ class _PlainDecoder(hpack.Decoder):
 
 def make_core(side: str, preset: str, plain: bool = False) -> H2Core:
     """A core as a `Session` of ``side`` has it; with ``plain``, the twin."""
-    core = new_core("h2", side == "client", SessionParameters(**PRESETS[preset]))
+    core = new_core(
+        "h2", side == "client", SessionParameters(**fuzz_session.PARAMS[preset])
+    )
     assert isinstance(core, H2Core)
     if plain:
         decoder = _PlainDecoder()
@@ -260,7 +238,7 @@ class Pair:
         try:
             result = getattr(conn, name)(*args, **kwargs)
         except h2.exceptions.H2Error as exc:
-            return None, (type(exc).__name__, str(exc))
+            return None, (type(exc).__name__, _ADDRESS.sub("", str(exc)))
         except Hang:
             raise
         except Exception as exc:
@@ -292,7 +270,7 @@ class Pair:
         try:
             events = conn.receive_data(data)
         except h2.exceptions.ProtocolError as exc:
-            return (type(exc).__name__, str(exc)), None
+            return (type(exc).__name__, _ADDRESS.sub("", str(exc))), None
         except (Hang, Failure):
             raise
         except Exception as exc:
@@ -423,88 +401,46 @@ def _drop_bytes(case: Case, start: int, end: int) -> Case:
     return replace(case, data=data, cuts=tuple(c for c in case.cuts if c <= len(data)))
 
 
+def describe(case: Case) -> str:
+    return (
+        f"h2 {case.side}, preset {case.preset}, origin {case.origin}, cuts {case.cuts}"
+    )
+
+
 def save_reproducer(out_dir: str, case: Case, failure: Failure, budget: float) -> str:
-    """Save ``case``, then its minimized version and the failure; return the
-    directory."""
-    path = fuzz_common.reproducer_directory(out_dir, ("h2", case.side), failure)
-    fuzz_common.write_files(path, {"case.repr": case.to_repr(), "data.bin": case.data})
-    small = minimize(case, failure.signature, budget) if budget > 0 else case
-    trace = (
-        f"side: {case.side}\npreset: {case.preset}\norigin: {case.origin}\n"
-        f"signature: {failure.signature}\n\nminimized input ({len(small.data)} "
-        f"bytes, cuts {small.cuts}):\n{small.data.hex()}\n\n{failure.detail}\n\n"
-        f"{failure.tb}\n"
+    """Save ``case`` and its minimized version; return the directory."""
+    return fuzz_common.save_case(
+        out_dir,
+        ("h2", case.side),
+        case,
+        failure,
+        lambda c: minimize(c, failure.signature, budget) if budget > 0 else c,
+        describe,
     )
-    fuzz_common.write_files(
-        path, {"minimized.repr": small.to_repr(), "traceback.txt": trace}
-    )
-    return path
 
 
 # ------------------------------------------------------------- campaign
 
 
-@dataclass
-class Stats(fuzz_common.Stats):
-    """An h2 core campaign's figures: also the inputs that ended in a
-    session error (by side) and the CPU time of the slowest input."""
-
-    protocol_errors: Counter = field(default_factory=Counter)  # by combo
-    max_cpu: float = 0.0
+class Stats(fuzz_common.CaseStats):
+    """An h2 core campaign's figures (see `fuzz_common.CaseStats`)."""
 
     title: ClassVar[str] = "tornado_spdy h2 core fuzzing: H2Core against its twin"
-    counters: ClassVar[tuple[str, ...]] = (
-        *fuzz_common.Stats.counters,
-        "protocol_errors",
-    )
-
-    def merge(self, other: Stats) -> None:  # type: ignore[override]
-        super().merge(other)
-        self.max_cpu = max(self.max_cpu, other.max_cpu)
-
-    def table(self) -> list[str]:
-        lines = [f"{'side':<8}{'inputs':>10}{'session errors':>16}{'failures':>10}"]
-        for combo, n in sorted(self.executed.items()):
-            share = self.protocol_errors[combo] / n if n else 0.0
-            failed = self.combo_failures[combo]
-            lines.append(f"{combo[1]:<8}{n:>10}{share:>15.0%}{failed:>10}")
-        return lines
-
-    def summary(self) -> str:
-        return f"{super().summary()}; slowest input: {self.max_cpu * 1000:.0f} ms CPU"
 
 
 def campaign(
-    inputs: int,
-    seed: int,
-    combos: list[tuple[str, str]],
-    max_seconds: float | None = None,
-    out_dir: str | None = None,
-    job: int = 0,
-    minimize_budget: float = 20.0,
-    max_saved: int = 20,
+    inputs: int, seed: int, combos: list[tuple[str, str]], **options: Any
 ) -> Stats:
-    """Run ``inputs`` inputs round-robin over ``combos``; the statistics."""
-    stats = Stats()
+    """Run ``inputs`` inputs round-robin over ``combos``; the statistics.
+    ``options``: those of `fuzz_common.run_campaign`."""
     corpus = fuzz_session.build_h2_corpus()
-    start = time.monotonic()
-    for combo, case_seed in fuzz_common.schedule(
-        inputs, seed, combos, job, max_seconds, check_every=16
-    ):
-        case = generate(random.Random(case_seed), combo[1], corpus)
-        outcome, failure, cpu = run_checked(case)
-        stats.executed[combo] += 1
-        stats.origins[case.origin] += 1
-        stats.max_cpu = max(stats.max_cpu, cpu)
-        if outcome is not None and outcome.protocol_error:
-            stats.protocol_errors[combo] += 1
-        if failure is not None:
-            save = functools.partial(
-                save_reproducer, case=case, failure=failure, budget=minimize_budget
-            )
-            stats.add_failure(combo, failure, case_seed, save, out_dir, max_saved)
-    stats.elapsed = time.monotonic() - start
-    return stats
+
+    def make(rng: random.Random, combo: tuple[str, str]) -> Case:
+        return generate(rng, combo[1], corpus)
+
+    return fuzz_common.run_campaign(
+        Stats(), make, run_checked, save_reproducer, inputs, seed, combos, **options
+    )
 
 
 def run(
@@ -517,18 +453,7 @@ def run(
 
 def replay(path: str) -> int:
     """Run the saved case at ``path`` and print what happens; 1 if it fails."""
-    with open(path) as f:
-        case = Case.from_repr(f.read())
-    outcome, failure, cpu = run_checked(case)
-    print(
-        f"h2 {case.side} preset={case.preset} {len(case.data)} bytes: {cpu * 1000:.1f} ms CPU"
-    )
-    if failure is None:
-        print("no failure:", outcome)
-        return 0
-    print(failure.detail)
-    print(failure.tb)
-    return 1
+    return fuzz_common.replay_case(path, Case.from_repr, run_checked, describe)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -538,12 +463,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--side", choices=ALL_SIDES, action="append", help="repeatable; default both"
     )
-    args = parser.parse_args(argv)
-    if args.replay:
-        return replay(args.replay)
-    sides = tuple(args.side or ALL_SIDES)
-    options = fuzz_common.run_options(args)
-    return fuzz_common.print_report(run(args.inputs, args.seed, sides, **options))
+    return fuzz_common.command(
+        parser,
+        argv,
+        replay,
+        lambda args, options: run(
+            args.inputs, args.seed, tuple(args.side or ALL_SIDES), **options
+        ),
+    )
 
 
 if __name__ == "__main__":

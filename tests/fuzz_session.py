@@ -86,9 +86,8 @@ At this rate 10 million inputs per version is out of reach on this machine
 
 from __future__ import annotations
 
-import ast
+import argparse
 import asyncio
-import dataclasses
 import functools
 import logging
 import random
@@ -154,7 +153,7 @@ PARAMS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class Input:
+class Input(fuzz_common.Replayable):
     """One fuzz input: what the peer writes, how, and to which session."""
 
     framing: str
@@ -164,19 +163,6 @@ class Input:
     params: str = "default"
     chunk_size: int = 65536
     origin: str = ""
-
-    def to_repr(self) -> str:
-        return repr(dataclasses.asdict(self))
-
-    @classmethod
-    def from_repr(cls, text: str) -> Input:
-        return cls(**ast.literal_eval(text))
-
-    def pieces(self) -> list[bytes]:
-        bounds = sorted({c for c in self.cuts if 0 < c < len(self.data)})
-        starts = [0, *bounds]
-        ends = [*bounds, len(self.data)]
-        return [self.data[a:b] for a, b in zip(starts, ends, strict=True)]
 
 
 def h2_frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
@@ -1138,24 +1124,26 @@ class Stats(fuzz_common.Stats):
         return lines
 
 
+def describe(inp: Input) -> str:
+    return (
+        f"{inp.framing} {inp.side}, params {inp.params}, chunk_size "
+        f"{inp.chunk_size}, origin {inp.origin}, cuts {inp.cuts}"
+    )
+
+
 def save_reproducer(
     out_dir: str, harness: Harness, inp: Input, failure: Failure, budget: float
 ) -> str:
-    """Save ``inp``, then its minimized version and the failure; return the
-    directory."""
-    path = fuzz_common.reproducer_directory(out_dir, (inp.framing, inp.side), failure)
-    fuzz_common.write_files(path, {"input.repr": inp.to_repr()})
-    small = minimize(harness, inp, failure.signature, budget) if budget > 0 else inp
-    trace = (
-        f"framing: {inp.framing}\nside: {inp.side}\norigin: {inp.origin}\n"
-        f"signature: {failure.signature}\n\nminimized input ({len(small.data)} bytes, "
-        f"params {small.params}, chunk_size {small.chunk_size}, cuts {small.cuts}):\n"
-        f"{small.data.hex()}\n\n{failure.detail}\n\n{failure.tb}\n"
+    """Save ``inp`` and its minimized version; return the directory."""
+    return fuzz_common.save_case(
+        out_dir,
+        (inp.framing, inp.side),
+        inp,
+        failure,
+        lambda i: minimize(harness, i, failure.signature, budget) if budget > 0 else i,
+        describe,
+        name="input.repr",
     )
-    fuzz_common.write_files(
-        path, {"minimized.repr": small.to_repr(), "traceback.txt": trace}
-    )
-    return path
 
 
 # A failure of these kinds may be a slow moment of the shared machine: the
@@ -1232,16 +1220,8 @@ def replay(path: str) -> int:
         result, failure = harness.run(inp)
     finally:
         harness.close()
-    print(
-        f"{inp.framing} {inp.side} {len(inp.data)} bytes, params {inp.params}, chunk_size {inp.chunk_size}"
-    )
-    if failure is None:
-        print("no failure:", result)
-        return 0
-    print(failure.signature)
-    print(failure.detail)
-    print(failure.tb)
-    return 1
+    about = f"{describe(inp)}: {len(inp.data)} bytes"
+    return fuzz_common.print_replay(about, result, failure)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1255,16 +1235,14 @@ def main(argv: list[str] | None = None) -> int:
         help="repeatable; default all",
     )
     parser.add_argument("--side", choices=(*ALL_SIDES, "both"), default="both")
-    args = parser.parse_args(argv)
-    if args.replay:
-        return replay(args.replay)
-    framings = args.framing or ["all"]
-    chosen = ALL_FRAMINGS if "all" in framings else tuple(dict.fromkeys(framings))
-    sides = ALL_SIDES if args.side == "both" else (args.side,)
-    options = fuzz_common.run_options(args)
-    return fuzz_common.print_report(
-        run(args.inputs, args.seed, chosen, sides, **options)
-    )
+
+    def run_chosen(args: argparse.Namespace, options: dict[str, Any]) -> Stats:
+        framings = args.framing or ["all"]
+        chosen = ALL_FRAMINGS if "all" in framings else tuple(dict.fromkeys(framings))
+        sides = ALL_SIDES if args.side == "both" else (args.side,)
+        return run(args.inputs, args.seed, chosen, sides, **options)
+
+    return fuzz_common.command(parser, argv, replay, run_chosen)
 
 
 if __name__ == "__main__":
