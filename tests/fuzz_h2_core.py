@@ -32,11 +32,17 @@ cuts, a byte at a time) to a fresh core made as `tornado_spdy.session.new_core`
 makes it (default `SessionParameters`, or a ``small`` preset). A client core
 has first opened streams 1 to 9, as the recordings' client did.
 
+A fifth of the inputs are made to reach the memos (`repeated_blocks`): a
+header list, then its block again, byte for byte, on stream after stream,
+sometimes as trailers or after a block that changed the table, and sometimes
+mutated. Recordings and random frames almost never repeat a block that
+leaves the table as it was.
+
 Then, as an application would: DATA is acknowledged as it comes; after the
-input a server answers every stream (a push on some, the same response
-headers each time, so that the encoder's memo serves them, a body), a client
-resets the pushes and opens two streams with the same request; then a PING,
-a window update and GOAWAY.
+input a server answers every stream (the same response headers each time,
+with a never-indexed cookie, then pushes promised with that list as plain
+fields, a body), a client resets the pushes and opens streams with the same
+requests twice; then a PING, a window update and GOAWAY.
 
 What fails
 ----------
@@ -82,7 +88,7 @@ import h2.events
 import h2.exceptions
 import hpack
 
-from tests import fuzz_common, fuzz_session
+from tests import fuzz_common, fuzz_core, fuzz_session
 from tests.fuzz_common import Failure, Hang, failure_from
 from tornado_spdy.http2 import H2Core
 from tornado_spdy.session import SessionParameters, new_core
@@ -94,6 +100,8 @@ MIN_BYTES_PER_SECOND = 10_000_000  # ... its size's share
 OUTPUT_LIMIT_BASE = 1024 * 1024  # bytes of output allowed per input ...
 OUTPUT_LIMIT_FACTOR = 4  # ... plus this many times the input's length
 
+#: The share of inputs made by `repeated_blocks`.
+REPEATED_SHARE = 0.2
 #: The streams a client core opens before its input (the recordings' own).
 CLIENT_STREAMS = (1, 3, 5, 7, 9)
 PREFACE_SIZE = len(fuzz_session.H2_PREFACE)
@@ -105,8 +113,10 @@ REQUEST = [
     (b":path", b"/index.html"),
     (b":scheme", b"https"),
     (b":authority", b"fuzz.test"),
-    (b"cookie", b"a=1"),  # never indexed (H2Core marks credentials)
 ]
+#: Sent by `H2Core.send_headers` as a never-indexed field, by ``push_stream``
+#: as given: the encoder memo must not answer one form for the other.
+COOKIE = (b"cookie", b"a=1")
 RESPONSE = [
     (b":status", b"200"),
     (b"content-type", b"text/plain"),
@@ -135,11 +145,50 @@ class Case(fuzz_common.Replayable):
 def generate(
     rng: random.Random, side: str, corpus: dict[str, list[fuzz_session.Recording]]
 ) -> Case:
-    data, origin = fuzz_session.generate_h2(rng, side, corpus[side])
+    if rng.random() < REPEATED_SHARE:
+        data, origin = repeated_blocks(rng, side), "repeat"
+    else:
+        data, origin = fuzz_session.generate_h2(rng, side, corpus[side])
     ends = [end for _, end in fuzz_session.frame_spans("h2", side, data)[0]]
     preset = "small" if rng.random() < 0.2 else "default"
     cuts = fuzz_session.choose_cuts(rng, data, ends)
     return Case(side, preset, data, cuts, origin)
+
+
+def repeated_blocks(rng: random.Random, side: str) -> bytes:
+    """Header blocks sent again byte for byte, as the memos see them: a list
+    encoded once (its fields enter the table), then the same list's block,
+    now all references, on stream after stream (requests, or responses to
+    the client's streams), sometimes as trailers of an open stream or after
+    a block that changed the table; some lists are malformed. Recordings
+    and random frames almost never repeat a block that leaves the table as
+    it was, so without these the memos are hardly reached."""
+    encoder = hpack.Encoder()
+    kind = "request" if side == "server" else "response"
+    fields = fuzz_session.random_headers(rng, kind)
+    parts = [fuzz_session.H2_PREFACE] if side == "server" else []
+    parts.append(fuzz_session.h2_frame(4, 0, 0, b""))
+    streams = iter(range(1, 200, 2) if side == "server" else CLIENT_STREAMS)
+    first = fuzz_session.encode_block(encoder, fields)
+    parts.append(fuzz_session.h2_frame(1, 0x5, next(streams), first))
+    again = fuzz_session.encode_block(encoder, fields)
+    for stream_id in streams:
+        r = rng.random()
+        if r < 0.15:  # the block again as trailers of a stream left open
+            parts.append(fuzz_session.h2_frame(1, 0x4, stream_id, again))
+            parts.append(fuzz_session.h2_frame(1, 0x5, stream_id, again))
+        elif r < 0.3:  # another list changes the table, and with it the block
+            other = fuzz_session.random_headers(rng, kind)
+            block = fuzz_session.encode_block(encoder, other)
+            parts.append(fuzz_session.h2_frame(1, 0x5, stream_id, block))
+        else:
+            parts.append(fuzz_session.h2_frame(1, 0x5, stream_id, again))
+        if rng.random() < 0.25:
+            break
+    data = b"".join(parts)
+    if rng.random() < 0.2:
+        data = fuzz_core.mutate_bytes(rng, data, rng.randint(1, 3))
+    return data
 
 
 # ------------------------------------------------------------ the twins
@@ -301,11 +350,20 @@ class Pair:
     @staticmethod
     def same(what: str, core: Any, twin: Any) -> None:
         if core != twin:
-            raise Failure(
-                "twin-differs",
-                f"{what}: core {str(core)[:400]} / twin {str(twin)[:400]}",
-                label=what,
-            )
+            where, detail = _difference(core, twin)
+            raise Failure("twin-differs", f"{what}: {detail}", label=what, where=where)
+
+
+def _difference(core: Any, twin: Any) -> tuple[str, str]:
+    """Where ``core`` and ``twin`` (`normal` forms) first differ: the class of
+    the event there (or ""), and both from there on."""
+    if isinstance(core, tuple) and isinstance(twin, tuple):
+        for index, (mine, theirs) in enumerate(zip(core, twin, strict=False)):
+            if mine != theirs:
+                where = mine[0] if mine and isinstance(mine[0], str) else ""
+                return where, f"item {index}: core {mine} / twin {theirs}"[:2000]
+        return "", f"core {len(core)} items / twin {len(twin)}: {core} / {twin}"[:2000]
+    return "", f"core {core!r:.1000} / twin {twin!r:.1000}"
 
 
 def _acknowledge(pair: Pair, events: list[Any]) -> None:
@@ -319,25 +377,27 @@ def _acknowledge(pair: Pair, events: list[Any]) -> None:
 
 
 def _answer(pair: Pair) -> None:
-    """After the input: use the sending API on whatever streams are left."""
+    """After the input: use the sending API on whatever streams are left.
+    Lists are sent more than once, so that the encoder's memo serves them."""
     core = pair.core
     if core.config.client_side:
         for stream_id in sorted(core.streams):
             if stream_id % 2 == 0:
                 pair.call("reset_stream", stream_id)
-        for _ in range(2):  # the same request twice: the encoder's memo
+        for request in (REQUEST, REQUEST, [*REQUEST, COOKIE], [*REQUEST, COOKIE]):
             stream_id = pair.call("get_next_available_stream_id")
-            pair.call("send_headers", stream_id, REQUEST, end_stream=True)
+            pair.call("send_headers", stream_id, request, end_stream=True)
     else:
-        for stream_id in sorted(core.streams):
-            if stream_id % 2 == 0:
-                continue
-            if stream_id % 4 == 1 and core.can_push:
-                pushed = pair.call("get_next_available_stream_id")
-                pair.call("push_stream", stream_id, pushed, REQUEST)
-                pair.call("send_headers", pushed, RESPONSE)
-                pair.call("send_data", pushed, BODY, end_stream=True)
-            pair.call("send_headers", stream_id, RESPONSE)
+        asked = [stream_id for stream_id in sorted(core.streams) if stream_id % 2]
+        for stream_id in asked:  # cookies never indexed
+            pair.call("send_headers", stream_id, [*RESPONSE, COOKIE])
+        for stream_id in asked[::2] if core.can_push else ():
+            pushed = pair.call("get_next_available_stream_id")
+            # The list just sent, with its cookie as a plain field.
+            pair.call("push_stream", stream_id, pushed, [*RESPONSE, COOKIE])
+            pair.call("send_headers", pushed, RESPONSE)
+            pair.call("send_data", pushed, BODY, end_stream=True)
+        for stream_id in asked:
             window = pair.call("local_flow_control_window", stream_id) or 0
             pair.call("send_data", stream_id, BODY[: max(0, window)], end_stream=True)
     pair.call("ping", b"fuzzfuzz")
