@@ -150,6 +150,20 @@ def test_memo_decoder_forgets_what_the_table_no_longer_holds():
         decoder.decode(indexed, raw=True)
 
 
+def test_memo_decoder_answers_under_the_current_limit():
+    """A remembered block over a header list limit lowered since is refused,
+    not answered from the memo."""
+    encoder, decoder = hpack.Encoder(), _MemoDecoder()
+    fields = [(b"a", b"1" * 100)]
+    decoder.decode(encoder.encode(fields), raw=True)
+    indexed = encoder.encode(fields)
+    assert decoder.decode(indexed, raw=True) == fields
+    assert decoder.decode(indexed, raw=True) == fields  # from the memo
+    decoder.max_header_list_size = 64
+    with pytest.raises(hpack.OversizedHeaderListError):
+        decoder.decode(indexed, raw=True)
+
+
 def _h2_send_data(core: H2Core, *args: object, **kwargs: object) -> None:
     h2.connection.H2Connection.send_data(core, *args, **kwargs)
 
