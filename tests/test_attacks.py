@@ -24,11 +24,13 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
+import hpack
 import pytest
 from hyperframe import frame as hf
 
@@ -685,6 +687,46 @@ def test_h2_continuation_flood(servers, request):
 
     figures, outcomes, noisy = attacked(request.node.name, server, attack)
     assert_all(outcomes, ((H2_PROTOCOL_ERROR,), True))
+    assert_unharmed(figures, server, noisy)
+
+
+def huffman_cookie_block() -> bytes:
+    """A never-indexed cookie of 60,000 characters, Huffman-coded (42 KB):
+    valid, and left out of the HPACK table, so each request carries it anew."""
+    value = random.Random(0).randbytes(30000).hex()
+    field = hpack.NeverIndexedHeaderTuple("cookie", value)
+    return hpack.Encoder().encode([field], huffman=True)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="not yet bounded: hpack decodes Huffman strings in pure Python, "
+    "about 8 ms for this block (docs/limits.rst, What is not limited)",
+)
+def test_h2_huffman_coded_headers(servers, request):
+    """Valid GETs whose cookie is a Huffman-coded 42 KB block, 20 a
+    connection, four connections at once: each is served (200), but each
+    block costs the server milliseconds of decoding in one piece."""
+    server = servers()
+    cookie = huffman_cookie_block()
+
+    async def attack() -> list[int | None]:
+        client = await started(server.ports[H2], H2)
+        assert isinstance(client, H2RawClient)
+        statuses = set()
+        for _ in range(20):
+            stream_id = client.new_stream()
+            reply = client.replies[stream_id]
+            block = client.header_block(request_fields()) + cookie
+            client.send(client.block_frames(stream_id, block, True))
+            await client.read_until(lambda: reply.done)  # noqa: B023
+            statuses.add(reply.status)
+        await close(client)
+        return sorted(statuses)
+
+    figures, outcomes, noisy = attacked(request.node.name, server, attack, parallel=4)
+    assert_all(outcomes, [200])
     assert_unharmed(figures, server, noisy)
 
 
