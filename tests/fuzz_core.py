@@ -177,7 +177,7 @@ INTERESTING_32 = (
 
 
 @dataclass
-class Case:
+class Case(fuzz_common.Replayable):
     """One fuzz input: everything needed to replay it."""
 
     version: str
@@ -189,25 +189,6 @@ class Case:
         tuple[int, str, tuple, dict], ...
     ] = ()  # (offset, method, args, kwargs)
     origin: str = ""
-
-    def to_repr(self) -> str:
-        return repr(
-            {
-                "version": self.version,
-                "side": self.side,
-                "preset": self.preset,
-                "data": self.data,
-                "cuts": self.cuts,
-                "actions": self.actions,
-                "origin": self.origin,
-            }
-        )
-
-    @classmethod
-    def from_repr(cls, text: str) -> Case:
-        import ast
-
-        return cls(**ast.literal_eval(text))
 
 
 # ----------------------------------------------------------- running one

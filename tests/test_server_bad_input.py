@@ -77,15 +77,13 @@ H2_ENHANCE_YOUR_CALM = 0xB
 SPDY_PROTOCOL_ERROR = 1  # RST_STREAM and GOAWAY
 SPDY_INTERNAL_ERROR = 6  # RST_STREAM (SPDY/2 has it too)
 SPDY_FRAME_TOO_LARGE = 11  # RST_STREAM, SPDY/3 only
+H2_SETTINGS_INITIAL_WINDOW_SIZE = 0x4
+SPDY_SETTINGS_INITIAL_WINDOW_SIZE = 7
 
 
 def too_large(protocol: str) -> int:
     """SPDY's RST_STREAM status for a header list over the limits."""
     return SPDY_PROTOCOL_ERROR if protocol == "spdy/2" else SPDY_FRAME_TOO_LARGE
-
-
-H2_SETTINGS_INITIAL_WINDOW_SIZE = 0x4
-SPDY_SETTINGS_INITIAL_WINDOW_SIZE = 7
 
 
 def internal_error(protocol: str) -> int:
