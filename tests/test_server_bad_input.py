@@ -581,27 +581,37 @@ class SPDYRawClient(RawClient):
 
 
 class WriteMeter:
-    """Watches what every server session hands to its IOStream.
+    """Watches what every server session hands to its IOStream, and when it
+    stops reading.
 
     ``peak[session]`` is the highest ``session._unflushed`` right after a
     write (bytes handed to the IOStream and not yet on the wire, the write
     included); `expect` resolves when a condition on the session holds once
-    the write's own completion callbacks have run.
+    the write's own completion callbacks have run, or once the session's read
+    loop has begun to wait for its write buffer to drain.
     """
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch):
         self.peak: collections.Counter[Session] = collections.Counter()
         self._waiters: list[tuple[Session, Callable[[Session], bool], Any]] = []
-        original = Session._write
+        original_write = Session._write
+        original_wait = Session._wait_drained
         meter = self
 
         def _write(session: Session, data: bytes) -> None:
-            original(session, data)
+            original_write(session, data)
             meter.peak[session] = max(meter.peak[session], session._unflushed)
             # After the IOStream's own callbacks for this write (call_soon is FIFO).
             asyncio.get_running_loop().call_soon(meter._check, session)
 
+        async def _wait_drained(session: Session) -> None:
+            # Checked once the read loop is suspended: the pause that follows
+            # a read's last answers comes with no write of its own.
+            asyncio.get_running_loop().call_soon(meter._check, session)
+            await original_wait(session)
+
         monkeypatch.setattr(Session, "_write", _write)
+        monkeypatch.setattr(Session, "_wait_drained", _wait_drained)
 
     def _check(self, session: Session) -> None:
         for waiter in list(self._waiters):
@@ -611,10 +621,14 @@ class WriteMeter:
                 self._waiters.remove(waiter)
 
     def expect(self, session: Session, predicate: Callable[[Session], bool]) -> Any:
-        """A future resolved at the first write after which ``predicate``
-        holds; ask before doing what causes it."""
+        """A future resolved at the first write or pause after which
+        ``predicate`` holds (at once if it holds already); ask before doing
+        what causes it."""
         future = asyncio.get_running_loop().create_future()
-        self._waiters.append((session, predicate, future))
+        if predicate(session):
+            future.set_result(None)
+        else:
+            self._waiters.append((session, predicate, future))
         return future
 
 
@@ -966,7 +980,10 @@ def test_one_large_write_to_a_peer_with_open_windows(protocol, logs):
     assert not above_info(logs), logs.text
 
 
-STALL_PARAMS = SessionParameters(write_buffer_size=256 * 1024)
+# A control budget the PING floods below cannot spend: they prove the pause
+# for a full write buffer, which the budget's GOAWAY would otherwise forestall
+# (test_attacks.py::test_control_frame_flood tests that).
+STALL_PARAMS = SessionParameters(write_buffer_size=256 * 1024, control_burst=100_000)
 STALL_SLACK = 64 * 1024 + STALL_PARAMS.chunk_size  # frame headers, a read's answers
 
 
@@ -993,8 +1010,10 @@ def stall_serving(protocol: str) -> contextlib.AbstractAsyncContextManager[Harne
 
 async def flood_pings(client: RawClient, session: Session, meter: WriteMeter) -> None:
     """2000 PINGs from the stalled ``client``: their answers cannot be sent,
-    and the session must stop reading."""
-    paused = meter.expect(session, lambda s: s._drained is not None)
+    and the session must stop reading (if it has not already: the kernel may
+    take part of the full write buffer after `stall`, and the session resumes
+    only once half of it has gone)."""
+    paused = meter.expect(session, lambda s: s._drained is not None and not s._closing)
     client.send(client.ping_frames(2000))
     await asyncio.wait_for(paused, TIMEOUT)
 
