@@ -44,6 +44,7 @@ from tests.attack_util import (
     flood,
     measure,
 )
+from tests.test_http2_core import long_huffman_field
 from tests.test_server_bad_input import (
     H2_PREFACE,
     H2RawClient,
@@ -696,6 +697,27 @@ def huffman_cookie_block() -> bytes:
     value = random.Random(0).randbytes(30000).hex()
     field = hpack.NeverIndexedHeaderTuple("cookie", value)
     return hpack.Encoder().encode([field], huffman=True)
+
+
+def test_h2_header_block_longer_than_the_list_limit(servers, request):
+    """A request whose Huffman-coded field makes a 700 KB block (HEADERS and
+    42 CONTINUATION frames, within h2's 64): refused once its fragments pass
+    the header list limit (64 KiB), before hpack decodes it (140 ms of CPU a
+    block before the limit): GOAWAY ENHANCE_YOUR_CALM."""
+    server = servers()
+    field = long_huffman_field(700_000)
+
+    async def attack() -> Answer:
+        client = await started(server.ports[H2], H2)
+        assert isinstance(client, H2RawClient)
+        block = client.header_block(request_fields()) + field
+        client.send(client.block_frames(client.new_stream(), block, True))
+        await client.read_to_eof()
+        return answer(client)
+
+    figures, outcomes, noisy = attacked(request.node.name, server, attack)
+    assert_all(outcomes, ((H2_ENHANCE_YOUR_CALM,), True))
+    assert_unharmed(figures, server, noisy)
 
 
 @pytest.mark.xfail(

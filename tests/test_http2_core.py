@@ -12,6 +12,7 @@ import h2.events
 import h2.exceptions
 import h2.stream
 import hpack
+import hyperframe.frame
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
@@ -162,6 +163,86 @@ def test_memo_decoder_answers_under_the_current_limit():
     decoder.max_header_list_size = 64
     with pytest.raises(hpack.OversizedHeaderListError):
         decoder.decode(indexed, raw=True)
+
+
+def long_huffman_field(size: int) -> bytes:
+    """A never-indexed ``x-long`` field whose value is ``size`` bytes of
+    Huffman code (8 "a"s in 5 bytes; hpack's own encoder takes a minute for
+    a megabyte)."""
+    value = hpack.Encoder().huffman_coder.encode(b"a" * 8) * (size // 5)
+    length = hpack.hpack.encode_integer(len(value), 7)
+    length[0] |= 0x80  # H: Huffman-coded
+    name = b"x-long"
+    return b"\x10" + bytes([len(name)]) + name + bytes(length) + value
+
+
+def block_frames(stream_id: int, block: bytes) -> list[bytes]:
+    """A request's HEADERS frame and CONTINUATION frames, 16 KiB each."""
+    pieces = [block[i : i + 16384] for i in range(0, len(block), 16384)]
+    frames: list[hyperframe.frame.Frame] = []
+    for index, piece in enumerate(pieces):
+        flags = {"END_HEADERS"} if index == len(pieces) - 1 else set()
+        if index:
+            kind: Any = hyperframe.frame.ContinuationFrame
+        else:
+            kind = hyperframe.frame.HeadersFrame
+            flags.add("END_STREAM")
+        frames.append(kind(stream_id, data=piece, flags=flags))
+    return [frame.serialize() for frame in frames]
+
+
+def test_header_block_longer_than_the_list_limit_is_not_decoded(monkeypatch):
+    """A block whose fragments pass the header list limit (64 KiB) on the
+    wire is refused at the fragment that passes it, before hpack decodes a
+    byte of it: GOAWAY ENHANCE_YOUR_CALM. (A 700 KB block of Huffman code
+    took 140 ms of CPU to decode, to be refused all the same.)"""
+    client, server = connected()
+    decoded: list[bytes] = []
+    monkeypatch.setattr(_MemoDecoder, "decode", lambda _, data, raw=False: decoded)
+    block = hpack.Encoder().encode(REQUEST) + long_huffman_field(700_000)
+    frames = block_frames(1, block)
+    for frame in frames[:4]:  # 64 KiB: not over the limit yet
+        assert server.receive_data(frame) == []
+    with pytest.raises(h2.exceptions.DenialOfServiceError):
+        server.receive_data(frames[4])
+    assert decoded == []
+    (goaway,) = client.receive_data(server.data_to_send())
+    assert isinstance(goaway, h2.events.ConnectionTerminated)
+    assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
+def test_header_list_at_the_limit_is_decoded():
+    """The wire limit refuses nothing hpack would accept: a list of exactly
+    64 KiB (names, values and 32 bytes a field) is served."""
+    client, server = connected()
+    head = hpack.Encoder().encode(REQUEST)
+    value = b"v" * (64 * 1024 - _list_size(REQUEST) - len(b"x-long") - 32)
+    field = [hpack.NeverIndexedHeaderTuple(b"x-long", value)]
+    block = head + hpack.Encoder().encode(field, huffman=False)
+    events = server.receive_data(b"".join(block_frames(1, block)))
+    (request,) = [e for e in events if isinstance(e, h2.events.RequestReceived)]
+    assert request.headers[-1] == (b"x-long", value)
+
+
+def _list_size(headers: list[tuple[Any, Any]]) -> int:
+    """A header list's size as HPACK counts it (RFC 7541 section 4.1)."""
+    return sum(len(name) + len(value) + 32 for name, value in headers)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.binary(min_size=1, max_size=300), st.binary(max_size=20000)).map(
+            lambda field: hpack.NeverIndexedHeaderTuple(*field)
+        ),
+        max_size=20,
+    )
+)
+def test_plain_hpack_is_no_longer_than_the_list_size(headers):
+    """Why the wire limit may equal the list limit: without Huffman codes an
+    HPACK block is never longer than the list's size, for each field costs
+    its lengths' few bytes there against 32 in the size."""
+    assert len(hpack.Encoder().encode(headers, huffman=False)) <= _list_size(headers)
 
 
 def _h2_send_data(core: H2Core, *args: object, **kwargs: object) -> None:
