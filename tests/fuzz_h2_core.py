@@ -16,9 +16,13 @@ places (see the docstring of `tornado_spdy.http2`). Most of them are
 behaviour, tested as such; the HPACK memos are meant to change nothing but
 the cost: a block decoded or encoded while the table stood still is
 remembered, and a request block equal to one h2 checked skips h2's second
-check. The twin is an `H2Core` with hpack's plain coders (nothing remembered,
-every block checked). Both get the same input and the same calls; any
-difference between them is a memo answering for a state it was not made in.
+check. The Huffman-coded strings of a header block that arrives in pieces
+are decoded as they come (`tornado_spdy.prefetch`) and must decode as hpack
+would. The twin is an `H2Core` with hpack's plain coders (nothing remembered,
+every block checked, every string decoded by hpack when its block is
+complete). Both get the same input and the same calls; any difference
+between them is a memo answering for a state it was not made in, or a
+prefetched string that is not hpack's.
 
 What goes in
 ------------
