@@ -13,7 +13,7 @@ from tests.core_pair import ALL_VERSIONS, RawPeer, make_pair, pieces, pump, requ
 from tornado_spdy.spdy import VERSIONS, SPDYConfiguration, SPDYConnection
 from tornado_spdy.spdy import events as ev
 from tornado_spdy.spdy.compression import HeaderCodec
-from tornado_spdy.spdy.errors import ProtocolError
+from tornado_spdy.spdy.errors import HeaderListTooLarge, ProtocolError, StatusCode
 from tornado_spdy.spdy.frames import (
     CredentialFrame,
     DataFrame,
@@ -324,6 +324,89 @@ def test_session_events_do_not_depend_on_how_bytes_are_split(version, data):
         st.one_of(st.integers(1, 50), st.lists(st.integers(0, 4000), max_size=20))
     )
     assert run(cuts) == run(None)
+
+
+@versions
+@given(data=st.data())
+@FEW
+def test_header_blocks_inflated_as_they_arrive_keep_the_session_in_step(version, data):
+    """Requests with header values under and over the server's limit (2 KiB;
+    highly compressible, like a zlib bomb), each block inflated as its frame
+    arrives in pieces: the same events as whole delivery, refused streams and
+    the requests after them alike."""
+    sizes = data.draw(st.lists(st.integers(0, 12000), min_size=1, max_size=5))
+    fills = data.draw(st.lists(st.sampled_from([b"a", b"xyz", b"\x00q"]), min_size=5))
+
+    def run(split):
+        c, s = make_pair(version, server={"max_header_list_size": 2048})
+        for size, fill in zip(sizes, fills, strict=False):
+            value = (fill * size)[:size].replace(b"\x00", b"z")
+            sid = c.get_next_available_stream_id()
+            c.send_headers(
+                sid, request(b"/", b"GET", (b"x-fill", value)), end_stream=True
+            )
+        return normalise(pump(c, s, split)[1])
+
+    cuts = data.draw(st.one_of(st.integers(1, 40), st.lists(st.integers(0, 600))))
+    assert run(cuts) == run(None)
+
+
+def test_a_bomb_is_inflated_before_its_frame_is_complete():
+    """A SYN_STREAM whose block inflates past the limit, fed a byte at a
+    time: all but its last byte are inflated before the frame is complete."""
+    c, s = make_pair("spdy/3.1")
+    c.send_headers(
+        1, request(b"/", b"GET", (b"x-big", b"a" * 200_000)), end_stream=True
+    )
+    wire = c.data_to_send()
+    for offset in range(len(wire) - 1):
+        assert s.receive_data(wire[offset : offset + 1]) == []
+    assert s.codec.inflated_ahead == len(wire) - 1 - 8 - 10  # header, fixed fields
+    (reset,) = s.receive_data(wire[-1:])
+    assert (reset.stream_id, reset.error_code) == (1, StatusCode.FRAME_TOO_LARGE)
+    assert s.codec.inflated_ahead == 0
+    # Every byte of the bomb was inflated: the next block is read in step.
+    c.send_headers(3, request(b"/after"), end_stream=True)
+    received = s.receive_data(c.data_to_send())
+    assert received[0].headers[1] == (b":path", b"/after")
+
+
+@pytest.mark.parametrize("pieces_of", [None, 1, 7])
+@pytest.mark.parametrize("size", [2047, 2048, 2049])
+def test_inflate_limit_is_exact(size, pieces_of):
+    """A block inflating to the limit (2 KiB) is kept; one byte more is
+    refused, whole or inflated as it arrives."""
+    profile = VERSIONS["spdy/3.1"]
+    sender = HeaderCodec(profile)
+    receiver = HeaderCodec(profile, max_header_list_size=2048)
+    block = sender.compress(b"v" * size)
+    if pieces_of:
+        for start in range(0, len(block) - 1, pieces_of):
+            receiver.inflate_ahead(
+                block[start : min(start + pieces_of, len(block) - 1)], len(block)
+            )
+    if size <= 2048:
+        assert receiver.inflate(block, 1) == b"v" * size
+    else:
+        with pytest.raises(HeaderListTooLarge):
+            receiver.inflate(block, 1)
+    # In step for the next block either way.
+    assert receiver.inflate(sender.compress(b"next"), 3) == b"next"
+
+
+@pytest.mark.parametrize("rest", [1, 50, 300, 1000])
+def test_a_refused_block_is_drained_to_its_last_byte(rest):
+    """A refused block inflating ``rest`` bytes past a whole drain step, and
+    ending without a flush marker (legal: the deflate stream goes on in the
+    next block), is drained to its last byte: the next block reads in step."""
+    profile = VERSIONS["spdy/3.1"]
+    sender = HeaderCodec(profile)
+    receiver = HeaderCodec(profile, max_header_list_size=2048)
+    block = sender.compress(b"v" * (2049 + 64 * 1024 + rest))
+    block, marker = block[:-4], block[-4:]
+    with pytest.raises(HeaderListTooLarge):
+        receiver.inflate(block, 1)
+    assert receiver.inflate(marker + sender.compress(b"next"), 3) == b"next"
 
 
 def _fresh(version: str, client_side: bool) -> SPDYConnection:

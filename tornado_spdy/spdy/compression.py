@@ -101,6 +101,7 @@ class HeaderCodec:
         # Created on first use: an idle session holds no zlib state.
         self._compressor: zlib._Compress | None = None
         self._decompressor: zlib._Decompress | None = None
+        self._ahead: _Inflating | None = None  # a block whose frame is arriving
 
     # ----------------------------------------------------------------- out
 
@@ -244,51 +245,95 @@ class HeaderCodec:
         return headers, found, reason
 
     def inflate(self, block: bytes | memoryview, stream_id: int) -> bytes:
-        """Inflate one block, bounded by ``max_header_list_size``.
+        """Inflate one block, bounded by ``max_header_list_size``; the part
+        `inflate_ahead` took while its frame arrived is not fed again.
 
         A compressed block larger than the limit allows (stored blocks add 5
         bytes in 64 KiB) is garbage or padding meant to burn CPU in zlib:
         following it is refused outright, which ends the session.
         """
-        if len(block) > self.max_header_list_size + _BLOCK_OVERHEAD:
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            self._check_block_length(len(block))
+            ahead = _Inflating()
+        self._inflate(ahead, block[ahead.fed :])
+        if ahead.refused:
+            raise HeaderListTooLarge(
+                f"header block over {self.max_header_list_size} bytes",
+                stream_id,
+                StatusCode.FRAME_TOO_LARGE,
+            )
+        return b"".join(ahead.raw)  # one piece: that piece, not a copy
+
+    def inflate_ahead(self, piece: bytes | memoryview, block_length: int) -> None:
+        """Inflate ``piece``, the next bytes of a ``block_length``-byte block
+        whose frame is still arriving; `inflate` finishes the block. A zlib
+        bomb then costs each slice of its sender's input that slice's worth
+        of inflating, not all of it in the slice that ends the frame.
+
+        :raises HeaderBlockError: as `inflate` would for the whole block.
+        """
+        ahead = self._ahead
+        if ahead is None:
+            self._check_block_length(block_length)
+            ahead = self._ahead = _Inflating()
+        self._inflate(ahead, piece)
+
+    @property
+    def inflated_ahead(self) -> int:
+        """Bytes of the block still arriving that `inflate_ahead` took."""
+        return self._ahead.fed if self._ahead is not None else 0
+
+    def _check_block_length(self, length: int) -> None:
+        if length > self.max_header_list_size + _BLOCK_OVERHEAD:
             raise HeaderBlockError(
-                f"header block of {len(block)} bytes for a "
+                f"header block of {length} bytes for a "
                 f"{self.max_header_list_size}-byte limit"
             )
+
+    def _inflate(self, block: _Inflating, data: bytes | memoryview) -> None:
+        """Inflate ``data`` into ``block``; past the limit, on to the end of
+        the data without keeping it, to stay in sync."""
         decompressor = self._decompressor
         if decompressor is None:
             # wbits 0: take the window from the stream header, whatever the peer's.
             decompressor = self._decompressor = zlib.decompressobj(
                 0, zdict=self.profile.dictionary
             )
-        limit = self.max_header_list_size
+        block.fed += len(data)
         try:
-            raw = decompressor.decompress(block, limit + 1)
-            _check_not_ended(decompressor)
-            if len(raw) <= limit and not decompressor.unconsumed_tail:
-                return raw
-            self._drain(decompressor, len(raw))
+            if not block.refused:
+                room = self.max_header_list_size + 1 - block.inflated
+                out = decompressor.decompress(data, room)
+                _check_not_ended(decompressor)
+                block.raw.append(out)
+                block.inflated += len(out)
+                if len(out) < room and not decompressor.unconsumed_tail:
+                    return
+                block.refused = True
+                block.raw.clear()
+                data = decompressor.unconsumed_tail
+            block.inflated = self._drain(decompressor, data, block.inflated)
         except zlib.error as exc:
             raise HeaderBlockError(f"header block does not inflate: {exc}") from None
-        raise HeaderListTooLarge(
-            f"header block over {limit} bytes", stream_id, StatusCode.FRAME_TOO_LARGE
-        )
 
-    def _drain(self, decompressor: zlib._Decompress, inflated: int) -> None:
-        """Inflate the rest of a refused block, discarding it, to stay in sync."""
+    def _drain(
+        self, decompressor: zlib._Decompress, data: bytes | memoryview, inflated: int
+    ) -> int:
+        """Inflate ``data`` of a refused block, discarding it, to stay in sync;
+        the block's inflated size so far."""
         while True:
-            produced = len(
-                decompressor.decompress(decompressor.unconsumed_tail, _DRAIN_CHUNK)
-            )
+            produced = len(decompressor.decompress(data, _DRAIN_CHUNK))
             _check_not_ended(decompressor)
             inflated += produced
             if inflated > self.max_inflate_size:
                 raise HeaderBlockError(
                     f"header block inflates past {self.max_inflate_size} bytes"
                 )
-            # Output space left over and no input left: the block is done.
-            if produced < _DRAIN_CHUNK and not decompressor.unconsumed_tail:
-                return
+            data = decompressor.unconsumed_tail
+            # Output space left over and no input left: all of it is out.
+            if produced < _DRAIN_CHUNK and not data:
+                return inflated
 
     def _learn_in(self, name: bytes) -> tuple[bytes | None, int]:
         """What a received name stands for: (h2 name or None, HAS_* bit)."""
@@ -363,6 +408,19 @@ class HeaderCodec:
 
 
 _BLOCK_OVERHEAD = 4096  # zlib framing a compressed block may add, at most
+
+
+class _Inflating:
+    """A received header block, inflated so far."""
+
+    __slots__ = ("fed", "raw", "refused", "inflated")
+
+    def __init__(self) -> None:
+        self.fed = 0  # compressed bytes inflated
+        self.raw: list[bytes] = []  # what they gave, while within the limit
+        self.inflated = 0  # bytes they gave
+        self.refused = False  # over the limit: drained, not kept
+
 
 _NAME_CACHE = 512  # distinct names remembered per direction and version
 _BLOCK_MEMO = 256  # header blocks remembered per direction and version

@@ -44,6 +44,7 @@ from .frames import (
     DataFrame,
     Frame,
     FrameParser,
+    FrameType,
     GoAwayFrame,
     HeadersFrame,
     NoopFrame,
@@ -136,6 +137,13 @@ class SPDYConnection:
         )
         self._version_header = ((self.profile.wire_names[b":version"], b"HTTP/1.1"),)
         self._parser = FrameParser(self.profile, config.max_inbound_frame_size)
+        # Where the header block starts in the payload of each frame with one.
+        reply = 4 + self.profile.reply_padding
+        self._block_offsets: dict[int, int] = {
+            FrameType.SYN_STREAM: 10,
+            FrameType.SYN_REPLY: reply,
+            FrameType.HEADERS: reply,
+        }
         self.streams: dict[int, SPDYStream] = {}
         self._open_streams = [0, 0]  # open streams by the parity of their ids
         self._out: list[bytes | memoryview] = []
@@ -617,11 +625,28 @@ class SPDYConnection:
                 except StreamError as exc:
                     self._stream_error(exc, events)
             self._parser.raise_pending()
+            self._inflate_ahead()
         except ProtocolError as exc:
             self._terminated = True
             self.close_connection(exc.error_code)
             raise
         return events
+
+    def _inflate_ahead(self) -> None:
+        """Inflate what has come of a header block whose frame is still
+        arriving: a zlib bomb costs each read (each slice the Session hands
+        us) its own share of the inflating, not all of it in the last one."""
+        pending = self._parser.pending_control()
+        if pending is None:
+            return
+        kind, length = pending
+        fixed = self._block_offsets.get(kind)
+        if fixed is None or length < fixed:
+            return  # not a header block, or a frame the parser will refuse
+        start = 8 + fixed + self.codec.inflated_ahead
+        piece = self._parser.pending_bytes(start)
+        if piece:
+            self.codec.inflate_ahead(piece, length - fixed)
 
     def _stream_error(self, exc: StreamError, events: list[ev.Event]) -> None:
         # Reported even for streams the caller never saw (a refused

@@ -489,6 +489,30 @@ class FrameParser:
             self._pending_length = 0
         return frames
 
+    def pending_control(self) -> tuple[int, int] | None:
+        """The type and length of the control frame of this version that has
+        begun to arrive (its header is here), if any."""
+        if self._pending_length < 8:
+            return None
+        first, second = _HEADER.unpack_from(self._pending[0])
+        if not first & 0x80000000 or (first >> 16) & 0x7FFF != self.profile.version:
+            return None
+        return first & 0xFFFF, second & MAX_LENGTH
+
+    def pending_bytes(self, start: int) -> bytes:
+        """What has come of the pending frame from offset ``start`` (its
+        header included) on: the newest pieces only are joined."""
+        pieces = []
+        end = self._pending_length
+        for piece in reversed(self._pending):
+            if end <= start:
+                break
+            begin = end - len(piece)
+            pieces.append(piece[max(start - begin, 0) :])
+            end = begin
+        pieces.reverse()
+        return b"".join(pieces)
+
     def _fail(self, frames: list[Frame], error: ProtocolError) -> list[Frame]:
         """Stop at a bad frame: raise now, or after the good frames before it."""
         self._pending.clear()
