@@ -57,6 +57,21 @@ def test_a_string_decodes_as_hpack_decodes_it(code, seed):
     assert prefetch_answer(code, seed) == hpack_answer(code)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=400))
+@example(b"")
+@example(b"\xff\xff\xff\xff")
+def test_whole_strings_decode_as_hpack_decodes_them(code):
+    """`prefetch.decode_huffman`, which hpack now calls for every string it
+    is not given, answers as hpack's own does."""
+    try:
+        ours: Any = prefetch.decode_huffman(code)
+    except hpack.HPACKDecodingError as exc:
+        ours = ("error", str(exc))
+    assert ours == hpack_answer(code)
+    assert hpack.hpack.decode_huffman is prefetch._decode_huffman
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.lists(_TEXT, min_size=1, max_size=5), st.integers(0, 2**32))
 def test_valid_code_decodes_to_its_text(texts, seed):
@@ -105,14 +120,15 @@ def test_every_huffman_string_of_a_block_is_prefetched(lists, table_size, seed):
 
 
 class _hpack_forbidden:
-    """hpack's own decode_huffman refuses to run meanwhile."""
+    """Decoding a Huffman string when hpack asks (not ahead) is refused
+    meanwhile."""
 
     def __enter__(self) -> None:
-        self._saved = prefetch._hpack_decode_huffman
-        prefetch._hpack_decode_huffman = self._refuse
+        self._saved = prefetch.decode_huffman
+        prefetch.decode_huffman = self._refuse
 
     def __exit__(self, *exc: object) -> None:
-        prefetch._hpack_decode_huffman = self._saved
+        prefetch.decode_huffman = self._saved
 
     @staticmethod
     def _refuse(code: object) -> bytes:
