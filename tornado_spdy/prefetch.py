@@ -35,6 +35,7 @@ from hpack.huffman_table import (
     HUFFMAN_FAIL,
     HUFFMAN_TABLE,
 )
+from hpack.huffman_table import decode_huffman as _hpack_decode_huffman
 
 #: What a followed string decoded to: its bytes, or hpack's error for it.
 Decoded = Union[bytes, HPACKDecodingError]  # noqa: UP007 (a runtime alias)
@@ -85,6 +86,9 @@ class _Rows:
 
 
 _Rows.build()
+#: Strings of at most this many bytes cost less in hpack's loop (3 bytes:
+#: 0.9 us against 1.5; from 8 bytes on, the rows are as fast or faster).
+_SHORT = 8
 _ABOVE_BYTES = itertools.repeat(256)  # a byte's symbols: row[256 + byte]
 
 
@@ -120,6 +124,8 @@ def decode_huffman(code: Buffer | None) -> bytes:
     loops (see `_Rows`)."""
     if not code:
         return b""
+    if len(code) <= _SHORT:
+        return _hpack_decode_huffman(code)
     string = _HuffmanString()
     string.feed(code)
     result = string.result()
