@@ -159,11 +159,11 @@ class SessionParameters:
         that has spent 2% of its reset or control budget gets slices a tenth
         as long and then lets ten IOLoop passes go by after each: on a busy
         server a flood gets about a tenth of it, and honest clients the rest.
-        A slice that took several shares (a frame that cannot be cut, such
-        as a zlib bomb) makes its peer let one pass go by per share, up to
-        `MAX_OVERRUN_TURNS`; a connection alone is not sliced, but lets one
-        pass go by after a read that took more than a share, so that others
-        can be accepted at all.
+        A slice that took several shares (work that cannot be cut, such as
+        a header block handed to the core whole) makes its peer let one pass
+        go by per share, up to `MAX_OVERRUN_TURNS`; a connection alone is not
+        sliced, but lets one pass go by after a read that took more than a
+        share, so that others can be accepted at all.
     """
 
     max_concurrent_streams: int = 100
@@ -480,8 +480,9 @@ class Session:
         """IOLoop passes to let go by after a slice of input that took
         ``cost`` seconds: one (the other connections' turn), `SUSPECT_TURNS`
         for a suspect peer, and one for each ``fair_share`` the slice took,
-        up to `MAX_OVERRUN_TURNS`: a frame cannot be cut smaller (a zlib bomb
-        inflates in one call), but its sender can wait in proportion."""
+        up to `MAX_OVERRUN_TURNS`: a frame's work cannot always be cut
+        smaller (a header block that came whole is decoded in one call), but
+        its sender can wait in proportion."""
         share = self.params.fair_share
         overrun = min(int(cost / share), MAX_OVERRUN_TURNS) if share > 0 else 0
         return max(SUSPECT_TURNS if suspect else 1, overrun)
