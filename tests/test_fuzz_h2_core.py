@@ -16,7 +16,7 @@ import hpack
 import pytest
 
 from tests import fuzz_h2_core, fuzz_session
-from tornado_spdy import http2
+from tornado_spdy import http2, prefetch
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -142,4 +142,45 @@ def test_a_skipped_check_is_caught() -> None:
             self.core.decoder.checked = lambda data: True  # type: ignore[method-assign]
 
     _, failure, _ = fuzz_h2_core.run_checked(case, Credulous)
+    assert failure is not None and failure.kind == "twin-differs", failure
+
+
+def _huffman_request(cuts: tuple[int, ...]) -> fuzz_h2_core.Case:
+    """A client's input: a request with a Huffman-coded 300-character
+    header, cut where ``cuts`` say."""
+    field = (b"x-long", b"long value " * 30)
+    block = hpack.Encoder().encode([*REQUEST_FIELDS, field], huffman=True)
+    data = b"".join(
+        (fuzz_session.H2_PREFACE, fuzz_session.h2_frame(4, 0, 0, b""), _frame(1, block))
+    )
+    return fuzz_h2_core.Case("server", "default", data, cuts)
+
+
+REQUEST_FIELDS = [
+    (b":method", b"GET"),
+    (b":path", b"/"),
+    (b":scheme", b"https"),
+    (b":authority", b"a"),
+]
+
+
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "in-pieces"])
+def test_a_string_decoded_otherwise_than_by_hpack_is_caught(
+    whole: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The twin decodes Huffman with hpack's own function: a fault in ours
+    (whole strings) or in the walk's (strings of a block in pieces) is a
+    difference between core and twin."""
+    cuts = () if whole else tuple(range(40, 400, 37))
+    case = _huffman_request(cuts)
+    outcome, failure, _ = fuzz_h2_core.run_checked(case)
+    assert failure is None and outcome is not None
+
+    class Lossy(prefetch._HuffmanString):
+        def result(self) -> Any:
+            decoded = super().result()
+            return decoded[:-1] if isinstance(decoded, bytes) else decoded
+
+    monkeypatch.setattr(prefetch, "_HuffmanString", Lossy)
+    _, failure, _ = fuzz_h2_core.run_checked(case)
     assert failure is not None and failure.kind == "twin-differs", failure
