@@ -492,7 +492,7 @@ class FrameParser:
     def pending_control(self) -> tuple[int, int] | None:
         """The type and length of the control frame of this version that has
         begun to arrive (its header is here), if any."""
-        if self._pending_length < 8:
+        if self._pending_length < 8 or len(self._pending[0]) < 8:
             return None
         first, second = _HEADER.unpack_from(self._pending[0])
         if not first & 0x80000000 or (first >> 16) & 0x7FFF != self.profile.version:
