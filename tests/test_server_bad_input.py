@@ -980,6 +980,38 @@ def test_one_large_write_to_a_peer_with_open_windows(protocol, logs):
     assert not above_info(logs), logs.text
 
 
+class BigHeaderHandler(BaseHandler):
+    """A response with a 70,000-byte header: more than SPDY/2's 16-bit
+    lengths can carry (HTTP/1.1, h2 and SPDY/3 carry it)."""
+
+    def get(self) -> None:
+        self.set_header("X-Big", "v" * 70000)
+        self.write("ok")
+
+
+def test_a_head_spdy2_cannot_carry_fails_its_stream_alone(logs):
+    """SPDY/2 cannot carry the head: that stream is reset (INTERNAL_ERROR),
+    with a warning naming it; a request beside it on the same session is
+    served. (The encoder's error used to leave the write pump: the session
+    hung, and said so at ERROR on every pass.)"""
+
+    async def scenario() -> None:
+        routes = [*ROUTES, (r"/big-header", BigHeaderHandler)]
+        async with serving("spdy/2", routes=routes) as h:
+            client = await h.connect()
+            await client.handshake()
+            big = client.replies[client.request("/big-header")]
+            hello = client.replies[client.request("/hello")]
+            await client.read_until(lambda: big.done and hello.done)
+            assert (big.status, big.reset) == (None, SPDY_INTERNAL_ERROR)
+            assert (hello.status, bytes(hello.body)) == (200, b"hello")
+
+    run(scenario())
+    assert not errors(logs), logs.text
+    (warning,) = [r.getMessage() for r in above_info(logs)]
+    assert "head not sent" in warning and "16-bit lengths" in warning
+
+
 # A control budget the PING floods below cannot spend: they prove the pause
 # for a full write buffer, which the budget's GOAWAY would otherwise forestall
 # (test_attacks.py::test_control_frame_flood tests that).

@@ -892,6 +892,12 @@ class Session:
                 gen_log.debug("%r: head not sent", stream, exc_info=True)
                 stream.close()  # e.g. a push whose parent was reset
                 continue
+            except ValueError as exc:
+                # The application's head cannot be put in this protocol's
+                # frames (a field over SPDY/2's 64 KiB): this stream fails.
+                gen_log.warning("%r: head not sent: %s", stream, exc)
+                stream.reset("internal")
+                continue
             if not head_sent and self.client_side:
                 break
         quantum = self.core.max_outbound_frame_size

@@ -118,7 +118,8 @@ class HeaderCodec:
         names) fill in what is missing; a bare ``:status`` code gets its reason
         phrase. Names and values may be str (UTF-8 encoded, as h2 does).
 
-        :raises ValueError: an empty name or a value containing NUL.
+        :raises ValueError: an empty name, a value containing NUL, or a field
+            longer than the version's lengths allow (SPDY/2: 65,535 bytes).
         """
         items = tuple(headers)
         key: Any = (items, tuple(defaults), self.sensitive_headers)
@@ -170,12 +171,18 @@ class HeaderCodec:
         offset = size
         secrets: list[tuple[int, int]] = []
         sensitive = self.sensitive_headers
-        for name, value in fields.items():
-            parts += (pack(len(name)), name, pack(len(value)), value)
-            offset += 2 * size + len(name)
-            if name in sensitive and value:
-                secrets.append((offset, offset + len(value)))
-            offset += len(value)
+        try:
+            for name, value in fields.items():
+                parts += (pack(len(name)), name, pack(len(value)), value)
+                offset += 2 * size + len(name)
+                if name in sensitive and value:
+                    secrets.append((offset, offset + len(value)))
+                offset += len(value)
+        except struct.error:
+            raise ValueError(
+                f"a header field longer than {self.profile.name}'s "
+                f"{8 * size}-bit lengths allow"
+            ) from None
         return b"".join(parts), tuple(secrets)
 
     def _learn_out(self, name: bytes) -> bytes:
