@@ -265,6 +265,17 @@ async def started(port: int, protocol: str, **handshake: Any) -> RawClient:
     return client
 
 
+async def sent_until_closed(
+    port: int, protocol: str, frames: Callable[[Any], bytes]
+) -> Answer:
+    """A new connection sends ``frames(client)`` and reads until the server
+    closes it: the GOAWAYs received, and whether it closed."""
+    client = await started(port, protocol)
+    client.send(frames(client))
+    await client.read_to_eof()
+    return answer(client)
+
+
 # ----------------------------------------------------------------- 1. resets
 
 
@@ -622,13 +633,12 @@ def test_spdy_absurd_zlib_bomb(protocol, servers, request):
     followed: GOAWAY PROTOCOL_ERROR."""
     server = servers()
 
-    async def attack() -> Answer:
-        client = await started(server.ports[protocol], protocol)
-        assert isinstance(client, SPDYRawClient)
+    def bomb(client: SPDYRawClient) -> bytes:
         block = client.header_block(request_fields() + big_fields(4_000_000))
-        client.send(client.syn_stream(client.new_stream(), block, True))
-        await client.read_to_eof()
-        return answer(client)
+        return client.syn_stream(client.new_stream(), block, True)
+
+    async def attack() -> Answer:
+        return await sent_until_closed(server.ports[protocol], protocol, bomb)
 
     figures, outcomes, noisy = attacked(request.node.name, server, attack)
     assert_all(outcomes, ((SPDY_PROTOCOL_ERROR,), True))
@@ -707,13 +717,12 @@ def test_h2_header_block_longer_than_the_list_limit(servers, request):
     server = servers()
     field = long_huffman_field(700_000)
 
-    async def attack() -> Answer:
-        client = await started(server.ports[H2], H2)
-        assert isinstance(client, H2RawClient)
+    def request_with_it(client: H2RawClient) -> bytes:
         block = client.header_block(request_fields()) + field
-        client.send(client.block_frames(client.new_stream(), block, True))
-        await client.read_to_eof()
-        return answer(client)
+        return client.block_frames(client.new_stream(), block, True)
+
+    async def attack() -> Answer:
+        return await sent_until_closed(server.ports[H2], H2, request_with_it)
 
     figures, outcomes, noisy = attacked(request.node.name, server, attack)
     assert_all(outcomes, ((H2_ENHANCE_YOUR_CALM,), True))
