@@ -641,11 +641,11 @@ class _FrameBuffer(h2.frame_buffer.FrameBuffer):
             if bounds is None:
                 break  # its pad length has not come yet
             start, end = bounds
+            ready = min(end, available)
             if end < start:
                 # Not part of a block: h2 ends the connection on it.
                 self.prefetch.broken = True
-            elif min(end, available) > start + fed:
-                ready = min(end, available)
+            elif ready > start + fed:
                 self.prefetch.feed(data[payload + start + fed : payload + ready])
                 fed = ready - start
             if available < length:
@@ -708,6 +708,7 @@ def _fragment_bounds(
 
 _ILLEGAL_IN_NAME = re.compile(rb"[\x00-\x20A-Z\x7f-\xff]")
 _ILLEGAL_IN_VALUE = (b"\x00", b"\n", b"\r")
+_SPACES = (0x20, 0x09)
 
 
 def _reject_illegal_characters(headers: Any, flags: Any) -> Iterator[Any]:
@@ -732,7 +733,7 @@ def _reject_illegal_characters(headers: Any, flags: Any) -> Iterator[Any]:
             )
         if value:
             # Three memchr passes: a regular expression is ten times slower.
-            if b"\x00" in value or b"\n" in value or b"\r" in value:
+            if any(map(value.__contains__, _ILLEGAL_IN_VALUE)):
                 first = min(i for i in map(value.find, _ILLEGAL_IN_VALUE) if i >= 0)
                 raise h2.exceptions.ProtocolError(
                     f"Illegal character '{chr(value[first])}' in header "
@@ -744,8 +745,6 @@ def _reject_illegal_characters(headers: Any, flags: Any) -> Iterator[Any]:
                 )
         yield header
 
-
-_SPACES = (0x20, 0x09)
 
 #: h2's own check, kept for the test that compares the two.
 h2_reject_illegal_characters = getattr(h2.utilities, "_reject_illegal_characters", None)

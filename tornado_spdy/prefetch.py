@@ -97,13 +97,11 @@ class _HuffmanString:
     state machine, so that the result is hpack's (see `_Rows`)."""
 
     def __init__(self) -> None:
-        self.code = bytearray()
         self._out: list[bytes] = []
         self._row = _Rows.start
         self._ends = False
 
     def feed(self, piece: Buffer) -> None:
-        self.code += piece
         if not piece or self._row is _Rows.failed:
             return
         rows = list(itertools.accumulate(piece, getitem, initial=self._row))
@@ -157,6 +155,7 @@ class HuffmanPrefetch:
         self._huffman_flag = False
         self._left = 0  # bytes of the current string still to come
         self._string: _HuffmanString | None = None
+        self._code = bytearray()  # the current Huffman string's code so far
 
     def feed(self, fragment: Buffer) -> None:
         position, end = 0, len(fragment)
@@ -195,6 +194,7 @@ class HuffmanPrefetch:
     def _string_start(self) -> None:
         self._left = self._integer
         self._string = _HuffmanString() if self._huffman_flag else None
+        self._code.clear()
         self._step = self._string_body
         if not self._left:
             self._end_of_string()
@@ -202,15 +202,17 @@ class HuffmanPrefetch:
     def _string_body(self, data: Buffer, position: int) -> int:
         end = min(len(data), position + self._left)
         if self._string is not None:
-            self._string.feed(data[position:end])
+            piece = data[position:end]
+            self._code += piece
+            self._string.feed(piece)
         self._left -= end - position
         if not self._left:
             self._end_of_string()
         return end
 
     def _end_of_string(self) -> None:
-        if self._string is not None and self._string.code:
-            self.decoded[bytes(self._string.code)] = self._string.result()
+        if self._string is not None and self._code:
+            self.decoded[bytes(self._code)] = self._string.result()
         self._string = None
         self._strings -= 1
         self._step = self._string_length if self._strings else self._representation
