@@ -1087,8 +1087,24 @@ class WebMatrixTest(MatrixMixin, AsyncSPDYTestCase):
 
     @gen_test(timeout=30)
     async def test_losing_the_connection_closes_every_request_on_it(self) -> None:
-        polls = [asyncio.ensure_future(self.fetch_async("/polls")) for _ in range(3)]
+        # Each poll's first bytes have reached the client: a request lost
+        # before any of its response came would be sent again (a GET).
+        answered: list[bytes] = []
+        all_answered = asyncio.Event()
+
+        def on_chunk(chunk: bytes) -> None:
+            answered.append(chunk)
+            if len(answered) == 3:
+                all_answered.set()
+
+        polls = [
+            asyncio.ensure_future(
+                self.fetch_async("/polls", streaming_callback=on_chunk)
+            )
+            for _ in range(3)
+        ]
         await asyncio.wait_for(self.state.all_polls_started.wait(), 10)
+        await asyncio.wait_for(all_answered.wait(), 10)
         if self.multiplexed:
             # The client's one TCP connection goes away.
             self.assert_one_session()

@@ -26,6 +26,7 @@ from tornado.ioloop import IOLoop
 from tornado.log import app_log, gen_log
 
 from tornado_spdy import spdy
+from tornado_spdy.fairness import InputGate
 from tornado_spdy.http2 import (
     CANCEL,
     ENHANCE_YOUR_CALM,
@@ -76,8 +77,9 @@ MIN_SLICE = 32
 #: ``control_burst``) a peer spends before its input is slowed down: 20 of
 #: the default 1,000, more than a browser spends on a page.
 SUSPECT_SPENDING = 0.02
-#: Streams of a lost connection told per IOLoop pass.
-TEARDOWN_BATCH = 4
+#: Streams of a lost connection told per turn at the `InputGate` (each may
+#: run a handler's ``on_connection_close``).
+TEARDOWN_BATCH = 1
 #: IOLoop passes a suspect peer lets go by after each slice of its input: on
 #: a busy server it gets one slice in this many passes, on an idle one it
 #: loses little.
@@ -86,9 +88,9 @@ SUSPECT_TURNS = 10
 #: took several times ``fair_share`` (see `Session._turns_after`).
 MAX_OVERRUN_TURNS = 10
 
-#: Held requests started per IOLoop pass when other connections share the
-#: process (see `Session._start_held`).
-START_BATCH = 4
+#: Held requests started per turn at the `InputGate` when other connections
+#: share the process (see `Session._start_held`).
+START_BATCH = 1
 #: Finished messages after which the write pump runs without waiting for
 #: its IOLoop pass (see `Session.stream_finished`).
 FLUSH_BATCH = 16
@@ -155,15 +157,17 @@ class SessionParameters:
         other connections get a turn. Each read is handed to the core in
         slices sized from what the peer's bytes have cost so far (a DATA
         stream's whole read at once; a flood of costly HEADERS or resets a few
-        dozen bytes at a time), yielding to the IOLoop between slices. A peer
-        that has spent 2% of its reset or control budget gets slices a tenth
-        as long and then lets ten IOLoop passes go by after each: on a busy
-        server a flood gets about a tenth of it, and honest clients the rest.
-        A slice that took several shares (work that cannot be cut, such as
-        a header block handed to the core whole) makes its peer let one pass
-        go by per share, up to `MAX_OVERRUN_TURNS`; a connection alone is not
-        sliced, but lets one pass go by after a read that took more than a
-        share, so that others can be accepted at all.
+        dozen bytes at a time), each slice in its turn at the process's
+        `~tornado_spdy.fairness.InputGate`, which lets about one share of
+        such work through per IOLoop pass in all. A peer that has spent 2% of
+        its reset or control budget gets slices a tenth as long and lets ten
+        IOLoop passes go by before each: on a busy server a flood gets about
+        a tenth of it, and honest clients the rest. A read handed to the core
+        whole that took several shares (a header block that came in one
+        piece) makes its peer let one pass go by per share, up to
+        `MAX_OVERRUN_TURNS`; a connection alone is not sliced, but lets one
+        pass go by after a read that took more than a share, so that others
+        can be accepted at all.
     """
 
     max_concurrent_streams: int = 100
@@ -436,33 +440,36 @@ class Session:
 
     async def _receive_fairly(self, data: bytes) -> None:
         """Feed ``data`` in slices of about ``fair_share`` seconds of work,
-        giving the other connections a turn after each; a suspect peer gives
-        them `SUSPECT_TURNS` turns."""
+        each in its turn at the process's `InputGate`; a suspect peer's
+        slices are a tenth as long, and it lets `SUSPECT_TURNS` IOLoop passes
+        go by before each."""
         start = 0
         self._holding = True
+        gate = InputGate.for_loop(asyncio.get_running_loop())
         try:
             suspect = self._suspect()
             while start < len(data):
+                if not self.stream.closed():
+                    # The peer's last bytes came with its FIN: what was read
+                    # is still handled (a client's last response), at once.
+                    if suspect:
+                        await self._give_turns(SUSPECT_TURNS - 1)
+                    await gate.turn(self.params.fair_share)
+                    if self._closed or self._cut_off:
+                        return
                 end = start + self._slice_size(suspect)
                 earlier = list(self._held)
-                began = time.perf_counter()
-                self._receive(data[start:end])
-                # Requests held from the slice before start now: a reset
-                # sent right behind its request has come in this slice.
-                self._start_held(earlier)
-                cost = self._learn_cost(began, end - start)
+                with gate.charging():
+                    began = time.perf_counter()
+                    self._receive(data[start:end])
+                    # Requests held from the slice before start now: a reset
+                    # sent right behind its request has come in this slice.
+                    self._start_held(earlier)
+                    self._learn_cost(began, end - start)
                 if self._closed or self._cut_off:
                     return
                 start = end
-                if self.stream.closed():
-                    # The peer's last bytes came with its FIN: what was read
-                    # is still handled (a client's last response), at once.
-                    continue
                 suspect = self._suspect()
-                turns = self._turns_after(cost, suspect)
-                if start >= len(data):
-                    turns -= 1
-                await self._give_turns(turns)
         finally:
             self._holding = False
         if self._held and not (self._closed or self._cut_off):
@@ -476,16 +483,16 @@ class Session:
         floor = 1.0 - SUSPECT_SPENDING
         return self._resets.level() < floor or self._controls.level() < floor
 
-    def _turns_after(self, cost: float, suspect: bool = False) -> int:
-        """IOLoop passes to let go by after a slice of input that took
-        ``cost`` seconds: one (the other connections' turn), `SUSPECT_TURNS`
-        for a suspect peer, and one for each ``fair_share`` the slice took,
-        up to `MAX_OVERRUN_TURNS`: a frame's work cannot always be cut
-        smaller (a header block that came whole is decoded in one call), but
-        its sender can wait in proportion."""
+    def _turns_after(self, cost: float) -> int:
+        """IOLoop passes to let go by after a read handed to the core whole
+        that took ``cost`` seconds: one (the other connections' turn), and
+        one for each ``fair_share`` it took, up to `MAX_OVERRUN_TURNS`: a
+        frame's work cannot always be cut smaller (a header block that came
+        whole is decoded in one call), but its sender can wait in
+        proportion."""
         share = self.params.fair_share
         overrun = min(int(cost / share), MAX_OVERRUN_TURNS) if share > 0 else 0
-        return max(SUSPECT_TURNS if suspect else 1, overrun)
+        return max(1, overrun)
 
     async def _give_turns(self, turns: int) -> None:
         for _ in range(turns):
@@ -580,11 +587,15 @@ class Session:
             if entry is not None:
                 self._start_request(entry)
 
-    def _start_more(self) -> None:
+    async def _start_more(self) -> None:
+        """Start the next held requests in their turn at the `InputGate`."""
+        gate = InputGate.for_loop(asyncio.get_running_loop())
+        await gate.turn(self.params.fair_share)
         self._start_scheduled = False
         if self._held and not (self._holding or self._closed or self._cut_off):
-            self._start_held()
-            self.schedule_flush()
+            with gate.charging():
+                self._start_held()
+                self.schedule_flush()
 
     def _start_request(self, entry: list[Any]) -> None:
         """Start a held request, then end its body if that came too."""
@@ -1164,17 +1175,21 @@ class Session:
         self._held.clear()
         self.stream.close()
         self._wake_drained()
-        self._tell_streams(list(self.streams.values()))
+        told = convert_yielded(self._tell_streams(list(self.streams.values())))
+        self.io_loop.add_future(told, lambda f: f.result())
 
-    def _tell_streams(self, streams: list[StreamConnection]) -> None:
-        """Tell the streams of a lost connection, `TEARDOWN_BATCH` per IOLoop
-        pass (each may run a handler's on_connection_close: a hundred at once
-        would stall the other connections), then the owner."""
-        for stream in streams[:TEARDOWN_BATCH]:
-            stream.connection_lost()
-        if len(streams) > TEARDOWN_BATCH:
-            self.io_loop.add_callback(self._tell_streams, streams[TEARDOWN_BATCH:])
-            return
+    async def _tell_streams(self, streams: list[StreamConnection]) -> None:
+        """Tell the streams of a lost connection, `TEARDOWN_BATCH` at a time,
+        each batch in its turn at the `InputGate` (each may run a handler's
+        on_connection_close: a hundred at once would stall the other
+        connections), then the owner."""
+        gate = InputGate.for_loop(asyncio.get_running_loop())
+        for start in range(0, len(streams), TEARDOWN_BATCH):
+            if start:
+                await gate.turn(self.params.fair_share)
+            with gate.charging():
+                for stream in streams[start : start + TEARDOWN_BATCH]:
+                    stream.connection_lost()
         self.server.on_close(self)
         future_set_result_unless_cancelled(self._closed_future, None)
 
