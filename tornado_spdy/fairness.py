@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterator
 
 #: The most the rest of the passes can raise a pass's allowance (seconds): a
 #: pass that included time the IOLoop spent idle is not all light work.
-MAX_ALLOWANCE = 0.002
+MAX_ALLOWANCE = 0.01
 #: Passes the measure of the rest of a pass averages over: a server busy with
 #: light work raises the allowance; one honest request does not.
 BUSY_PASSES = 16

@@ -588,14 +588,20 @@ class Session:
                 self._start_request(entry)
 
     async def _start_more(self) -> None:
-        """Start the next held requests in their turn at the `InputGate`."""
+        """Start the held requests `START_BATCH` at a time, each batch in its
+        turn at the `InputGate`, until none is left or a read in slices
+        (which starts them itself) begins."""
         gate = InputGate.for_loop(asyncio.get_running_loop())
-        await gate.turn(self.params.fair_share)
-        self._start_scheduled = False
-        if self._held and not (self._holding or self._closed or self._cut_off):
-            with gate.charging():
-                self._start_held()
-                self.schedule_flush()
+        try:
+            while self._held:
+                await gate.turn(self.params.fair_share)
+                if self._holding or self._closed or self._cut_off:
+                    return
+                with gate.charging():
+                    self._start_held()
+                    self.schedule_flush()
+        finally:
+            self._start_scheduled = False
 
     def _start_request(self, entry: list[Any]) -> None:
         """Start a held request, then end its body if that came too."""
