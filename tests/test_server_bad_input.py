@@ -47,8 +47,14 @@ from tornado import web
 
 from tests import server_util
 from tests.server_util import CHUNK, PAYLOAD, HelloHandler
+from tornado_spdy.fairness import InputGate
 from tornado_spdy.server import SPDYServer
-from tornado_spdy.session import Session, SessionParameters
+from tornado_spdy.session import (
+    LIGHT_READ_SLICES,
+    MIN_SLICE,
+    Session,
+    SessionParameters,
+)
 from tornado_spdy.spdy import VERSIONS
 from tornado_spdy.spdy import events as spdy_events
 from tornado_spdy.spdy import frames as sf
@@ -1303,6 +1309,40 @@ def test_a_costly_frame_gives_other_connections_turns(protocol, company, logs):
             assert read_at[0] - refused_at[0] >= least, (refused_at, read_at)
             if bystander:
                 await h.bystander_served(*bystander)
+
+    run(scenario())
+    assert not above_info(logs), logs.text
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_light_read_is_not_queued_behind_costly_input(protocol, logs):
+    """While the process's `InputGate` holds costly input back (a slice
+    waiting behind a debt of ten seconds), a read of more than one slice but
+    at most ``LIGHT_READ_SLICES`` (a GET and a PING) is handed to the core
+    at once, and the GET answered: an honest request does not wait its turn
+    behind the others' work."""
+
+    async def scenario() -> None:
+        async with serving(protocol) as h:
+            bystander = await h.bystander()  # the session is not alone
+            client, session = await h.client_and_session()
+            gate = InputGate.for_loop(asyncio.get_running_loop())
+            held_back = asyncio.ensure_future(gate.turn(session.params.fair_share))
+            await asyncio.sleep(0)
+            gate.charge(10.0)
+            stream_id = client.new_stream()
+            data = client.headers_frame(stream_id, request_fields(), True)
+            data += client.ping_frames(1)
+            slice_size = max(MIN_SLICE, -(-len(data) // LIGHT_READ_SLICES))
+            assert slice_size < len(data) <= LIGHT_READ_SLICES * slice_size
+            session._byte_cost = session.params.fair_share / slice_size
+            client.send(data)
+            reply = client.replies[stream_id]
+            await client.read_until(lambda: reply.done)
+            assert reply.status == 200
+            assert not held_back.done()
+            held_back.cancel()
+            await h.bystander_served(*bystander)
 
     run(scenario())
     assert not above_info(logs), logs.text

@@ -129,7 +129,10 @@ class InputGate:
             self._let_through(1)
         elif self._credit > 0:
             self._let_through(-int(-self._credit // share))  # rounded up
-        if self._waiting:
+        waiting = self._waiting
+        while waiting and waiting[0].done():  # its task was cancelled
+            waiting.popleft()
+        if waiting:
             self._schedule()
 
     def _let_through(self, count: int) -> None:

@@ -73,6 +73,10 @@ MAX_STREAM_ID = 2**31 - 1
 FIRST_BYTE_COST = 1e-5
 #: The smallest slice of input handed to the core.
 MIN_SLICE = 32
+#: A read of at most this many slices is handed to the core whole, without
+#: waiting at the `InputGate`: an honest request, with a WINDOW_UPDATE or a
+#: PING beside it, is not queued behind the costly input of others.
+LIGHT_READ_SLICES = 2
 #: The share of its reset or control budget (``reset_burst``,
 #: ``control_burst``) a peer spends before its input is slowed down: 20 of
 #: the default 1,000, more than a browser spends on a page.
@@ -396,7 +400,7 @@ class Session:
                         # and nobody else could even be accepted.
                         if self._receive_timed(data) > self.params.fair_share:
                             await asyncio.sleep(0)
-                    elif len(data) > self._slice_size() or self._suspect():
+                    elif len(data) > LIGHT_READ_SLICES * self._slice_size() or self._suspect():
                         await self._receive_fairly(data)
                     else:
                         cost = self._receive_timed(data)
