@@ -400,7 +400,10 @@ class Session:
                         # and nobody else could even be accepted.
                         if self._receive_timed(data) > self.params.fair_share:
                             await asyncio.sleep(0)
-                    elif len(data) > LIGHT_READ_SLICES * self._slice_size() or self._suspect():
+                    elif (
+                        len(data) > LIGHT_READ_SLICES * self._slice_size()
+                        or self._suspect()
+                    ):
                         await self._receive_fairly(data)
                     else:
                         cost = self._receive_timed(data)
