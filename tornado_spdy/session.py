@@ -94,7 +94,7 @@ MAX_OVERRUN_TURNS = 10
 
 #: Held requests started per turn at the `InputGate` when other connections
 #: share the process (see `Session._start_held`).
-START_BATCH = 1
+START_BATCH = 2
 #: Finished messages after which the write pump runs without waiting for
 #: its IOLoop pass (see `Session.stream_finished`).
 FLUSH_BATCH = 16
