@@ -71,7 +71,9 @@ class InputGate:
 
     async def turn(self, share: float) -> None:
         """Wait for the turn of one slice expected to cost ``share`` seconds
-        (the session's ``fair_share``); then run it and `charge` its cost."""
+        (the session's ``fair_share``; where servers of one IOLoop differ,
+        the latest to ask sets the estimate); then run it and `charge` its
+        cost."""
         self._share = share
         future = self._loop.create_future()
         self._waiting.append(future)

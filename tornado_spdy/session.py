@@ -456,9 +456,9 @@ class Session:
         try:
             suspect = self._suspect()
             while start < len(data):
+                # Once the peer's FIN has come, what was read before it is
+                # handled at once, without turns (a client's last response).
                 if not self.stream.closed():
-                    # The peer's last bytes came with its FIN: what was read
-                    # is still handled (a client's last response), at once.
                     if suspect:
                         await self._give_turns(SUSPECT_TURNS - 1)
                     await gate.turn(self.params.fair_share)
