@@ -1326,7 +1326,7 @@ def test_a_light_read_is_not_queued_behind_costly_input(protocol, logs):
         async with serving(protocol) as h:
             bystander = await h.bystander()  # the session is not alone
             client, session = await h.client_and_session()
-            gate = InputGate.for_loop(asyncio.get_running_loop())
+            gate = InputGate.current()
             held_back = asyncio.ensure_future(gate.turn(session.params.fair_share))
             await asyncio.sleep(0)
             gate.charge(10.0)

@@ -36,7 +36,7 @@ BUSY_PASSES = 16
 
 class InputGate:
     """The queue of slices of costly input waiting for their turn in one
-    asyncio event loop; `for_loop` finds or makes it."""
+    asyncio event loop; `current` finds or makes the running loop's."""
 
     _gates: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, InputGate] = (
         weakref.WeakKeyDictionary()
@@ -58,16 +58,13 @@ class InputGate:
         self._busy = 0.0  # the rest of a pass, averaged over BUSY_PASSES
 
     @classmethod
-    def for_loop(cls, loop: asyncio.AbstractEventLoop) -> InputGate:
+    def current(cls) -> InputGate:
+        """The gate of the running event loop (made on first use)."""
+        loop = asyncio.get_running_loop()
         gate = cls._gates.get(loop)
         if gate is None:
             gate = cls._gates[loop] = cls(loop)
         return gate
-
-    @property
-    def waiting(self) -> int:
-        """Slices waiting for their turn."""
-        return len(self._waiting)
 
     async def turn(self, share: float) -> None:
         """Wait for the turn of one slice expected to cost ``share`` seconds

@@ -452,7 +452,7 @@ class Session:
         go by before each."""
         start = 0
         self._holding = True
-        gate = InputGate.for_loop(asyncio.get_running_loop())
+        gate = InputGate.current()
         try:
             suspect = self._suspect()
             while start < len(data):
@@ -598,7 +598,7 @@ class Session:
         """Start the held requests `START_BATCH` at a time, each batch in its
         turn at the `InputGate`, until none is left or a read in slices
         (which starts them itself) begins."""
-        gate = InputGate.for_loop(asyncio.get_running_loop())
+        gate = InputGate.current()
         try:
             while self._held:
                 await gate.turn(self.params.fair_share)
@@ -1196,7 +1196,7 @@ class Session:
         each batch in its turn at the `InputGate` (each may run a handler's
         on_connection_close: a hundred at once would stall the other
         connections), then the owner."""
-        gate = InputGate.for_loop(asyncio.get_running_loop())
+        gate = InputGate.current()
         for start in range(0, len(streams), TEARDOWN_BATCH):
             if start:
                 await gate.turn(self.params.fair_share)
