@@ -13,6 +13,7 @@ import h2.events
 import h2.exceptions
 import h2.utilities
 import hpack
+import hyperframe.frame
 import pytest
 from hpack.huffman_table import decode_huffman
 from hypothesis import example, given, settings
@@ -148,6 +149,20 @@ def test_a_refused_string_gets_hpacks_error():
             hpack.Decoder().decode(block)
 
 
+def test_a_string_is_taken_only_if_its_code_is_the_one_walked():
+    """Strings are taken in the order they were walked, each only if its code
+    is the same: results walked for other codes (a walk gone wrong, a block
+    before) are not given, and the string is decoded as hpack would."""
+    fields = [(b"x-one", b"first value"), (b"x-two", b"second value")]
+    block = hpack.Encoder().encode(fields, huffman=True)
+    other = HuffmanPrefetch()
+    other.feed(hpack.Encoder().encode([(b"x-one", b"other value")], huffman=True))
+    walked = other.decoded + HuffmanPrefetch().decoded
+    with prefetched(walked):
+        decoded = hpack.Decoder().decode(block, raw=True)
+    assert [(bytes(n), bytes(v)) for n, v in decoded] == fields
+
+
 def huffman_request(size: int, path: bytes = b"/x") -> bytes:
     """A request block (a new ``:path`` literal first) with a never-indexed,
     Huffman-coded cookie of ``size`` characters."""
@@ -243,6 +258,16 @@ def test_illegal_characters_are_refused_as_h2_refuses_them(headers):
     assert _outcome(original, headers) == _outcome(
         http2._reject_illegal_characters, headers
     )
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.one_of(st.none(), st.binary(max_size=40)))
+@example(b"0123456789")
+@example(b"0123456789a")
+def test_frame_data_is_shown_as_hyperframe_shows_it(data):
+    """The repr of frame data made from its first bytes is hyperframe's own."""
+    assert hyperframe.frame._raw_data_repr is http2._raw_data_repr
+    assert http2._raw_data_repr(data) == http2.h2_raw_data_repr(data)
 
 
 def _outcome(check: Any, headers: list[tuple[bytes, bytes]]) -> Any:
