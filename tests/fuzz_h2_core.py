@@ -205,15 +205,40 @@ class _PlainDecoder(hpack.Decoder):
     """hpack's decoder, answering `H2Core`'s two questions to its memo
     decoder as if nothing had been seen: every request block is checked.
     Its Huffman strings are decoded by hpack's own function, not by the
-    faster one `tornado_spdy.prefetch` gives hpack."""
+    faster one `tornado_spdy.prefetch` gives hpack. It refuses a block at its
+    representation past ``max_header_fields``, before decoding it, as the
+    limit is specified."""
+
+    max_header_fields = 100
+    _seen = 0
 
     def decode(self, data: bytes, raw: bool = False) -> Any:
+        self._seen = 0
         ours = hpack.hpack.decode_huffman
         hpack.hpack.decode_huffman = hpack.huffman_table.decode_huffman
         try:
             return super().decode(data, raw)
         finally:
             hpack.hpack.decode_huffman = ours
+
+    def _decode_indexed(self, data: Any) -> Any:
+        self._one_more()
+        return super()._decode_indexed(data)
+
+    def _decode_literal(self, data: Any, should_index: bool) -> Any:
+        self._one_more()
+        return super()._decode_literal(data, should_index)
+
+    def _update_encoding_context(self, data: Any) -> Any:
+        self._one_more()
+        return super()._update_encoding_context(data)
+
+    def _one_more(self) -> None:
+        self._seen += 1
+        if self._seen > self.max_header_fields:
+            raise hpack.OversizedHeaderListError(
+                f"more than {self.max_header_fields} fields in a header block"
+            )
 
     def checked(self, data: bytes) -> bool:
         return False
@@ -232,6 +257,7 @@ def make_core(side: str, preset: str, plain: bool = False) -> H2Core:
         decoder = _PlainDecoder()
         decoder.max_header_list_size = core.decoder.max_header_list_size
         decoder.max_allowed_table_size = core.decoder.max_allowed_table_size
+        decoder.max_header_fields = core.decoder.max_header_fields
         core.decoder = decoder  # type: ignore[assignment]
         core.encoder = hpack.Encoder()  # type: ignore[assignment]
     return core

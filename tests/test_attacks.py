@@ -757,6 +757,43 @@ def test_h2_huffman_coded_headers(servers, request):
     assert_unharmed(figures, server, noisy)
 
 
+def many_fields(count: int) -> list[tuple[str, str]]:
+    """``count`` short fields, never indexed: 1,500 fit in a 64 KiB header
+    list (32 bytes a field) and take about 9 KB of HPACK."""
+    return [hpack.NeverIndexedHeaderTuple(f"x-{i}", "") for i in range(count)]
+
+
+def test_h2_many_header_fields(servers, request):
+    """Requests of 1,500 short fields each, 20 a connection, four connections
+    at once: within the header list limit, but hpack and h2 spend several
+    microseconds on each field, in one piece when the block is complete. More
+    than ``max_header_fields`` (100) fields is answered as a header list too
+    large: GOAWAY ENHANCE_YOUR_CALM."""
+    server = servers()
+    fields = many_fields(1500)
+
+    async def attack() -> Answer:
+        client = await started(server.ports[H2], H2)
+        assert isinstance(client, H2RawClient)
+        for _ in range(20):
+            stream_id = client.new_stream()
+            reply = client.replies[stream_id]
+            client.send(
+                client.headers_frame(stream_id, request_fields() + fields, True)
+            )
+            await client.read_until(lambda: reply.done or client.goaway is not None)  # noqa: B023
+            if client.goaway is not None:
+                await client.read_to_eof()
+                break
+        else:
+            await close(client)
+        return answer(client)
+
+    figures, outcomes, noisy = attacked(request.node.name, server, attack, parallel=4)
+    assert_all(outcomes, ((H2_ENHANCE_YOUR_CALM,), True))
+    assert_unharmed(figures, server, noisy)
+
+
 # ----------------------------------------------------------------- 5. long-lived connections
 
 

@@ -224,6 +224,42 @@ def test_header_list_at_the_limit_is_decoded():
     assert request.headers[-1] == (b"x-long", value)
 
 
+def _with_fields(count: int, size_updates: int = 0) -> bytes:
+    """A request block of ``count`` fields (the four of `REQUEST` first),
+    after ``size_updates`` dynamic table size updates (to 4,096)."""
+    extra = [hpack.NeverIndexedHeaderTuple(f"x-{i}", "") for i in range(count - 4)]
+    update = b"\x3f\xe1\x1f"  # RFC 7541 section 6.3: size 4,096
+    return update * size_updates + hpack.Encoder().encode(REQUEST + extra)
+
+
+@pytest.mark.parametrize("size_updates", [0, 1])
+def test_a_block_of_max_header_fields_fields_is_decoded(size_updates):
+    """``max_header_fields`` representations in a block are decoded."""
+    client, server = connected()
+    server.decoder.max_header_fields = 100
+    block = _with_fields(100 - size_updates, size_updates)
+    events = server.receive_data(b"".join(block_frames(1, block)))
+    (request,) = [e for e in events if isinstance(e, h2.events.RequestReceived)]
+    assert len(request.headers) == 100 - size_updates
+
+
+@pytest.mark.parametrize("size_updates", [0, 1])
+def test_a_block_over_max_header_fields_is_refused_as_too_large(size_updates):
+    """One representation more (a field or a table size update) and the block
+    is refused as a header list too large: GOAWAY ENHANCE_YOUR_CALM, with no
+    more than ``max_header_fields`` of them decoded (hpack and h2 spent 10 ms
+    on a block of 1,500 short fields)."""
+    client, server = connected()
+    server.decoder.max_header_fields = 100
+    block = _with_fields(101 - size_updates, size_updates)
+    with pytest.raises(h2.exceptions.DenialOfServiceError):
+        server.receive_data(b"".join(block_frames(1, block)))
+    assert server.decoder._fields_left == -1  # stopped at the 101st
+    (goaway,) = client.receive_data(server.data_to_send())
+    assert isinstance(goaway, h2.events.ConnectionTerminated)
+    assert goaway.error_code == h2.errors.ErrorCodes.ENHANCE_YOUR_CALM
+
+
 def _list_size(headers: list[tuple[Any, Any]]) -> int:
     """A header list's size as HPACK counts it (RFC 7541 section 4.1)."""
     return sum(len(name) + len(value) + 32 for name, value in headers)

@@ -44,7 +44,7 @@ import h2.settings
 import h2.stream
 import h2.utilities
 import hyperframe.frame
-from hpack import Decoder, Encoder, NeverIndexedHeaderTuple
+from hpack import Decoder, Encoder, NeverIndexedHeaderTuple, OversizedHeaderListError
 from hpack.table import HeaderTable
 
 from tornado_spdy import spdy
@@ -99,6 +99,10 @@ class H2Core(h2.connection.H2Connection):
     :arg initial_window_size: our receive window per stream.
     :arg session_window_size: our receive window for the whole connection.
     :arg max_header_list_size: the largest header list we accept.
+    :arg max_header_fields: the most fields (and table size updates) of one
+        received header block; more is refused as a header list too large
+        is (GOAWAY ENHANCE_YOUR_CALM: the HPACK table would no longer be in
+        step), after decoding no more than that many.
     :arg enable_push: (client side) whether the server may push.
     :arg max_closed_streams: how many streams closed by a reset h2 remembers
         (to ignore frames still in flight for them). h2 remembers every closed
@@ -124,6 +128,7 @@ class H2Core(h2.connection.H2Connection):
         max_header_list_size: int = 64 * 1024,
         enable_push: bool = True,
         max_closed_streams: int = 1000,
+        max_header_fields: int = 100,
     ):
         # What we send is built by response_to_headers / request_to_headers:
         # lower-case names, pseudo-headers first, no hop-by-hop fields, and
@@ -144,7 +149,7 @@ class H2Core(h2.connection.H2Connection):
         self._until_forget = self.FORGET_EVERY
         super().__init__(config)
         self.encoder = _MemoEncoder()
-        self.decoder = _MemoDecoder()
+        self.decoder = _MemoDecoder(max_header_fields)
         self._closed_streams = _ClosedByReset(size_limit=max_closed_streams)
         # Our DATA frames, queued as views after what h2 queued before them.
         self._buffers: list[bytes | memoryview] = []
@@ -526,14 +531,17 @@ class _MemoDecoder(Decoder):
 
     header_table: _CountedTable
 
-    def __init__(self) -> None:
+    def __init__(self, max_header_fields: int = 100) -> None:
         super().__init__()
         self.header_table = _CountedTable()
         self._memo = _Memo()  # block -> (fields, checked as a request)
+        self.max_header_fields = max_header_fields
+        self._fields_left = max_header_fields
         #: Strings of the block being received, decoded as they came.
         self.prefetched: Strings = []
 
     def decode(self, data: bytes, raw: bool = False) -> Any:
+        self._fields_left = self.max_header_fields
         if not raw:
             return super().decode(data, raw)
         if len(data) > MEMO_BLOCK:  # never remembered: spare hashing it
@@ -561,6 +569,29 @@ class _MemoDecoder(Decoder):
         found = self._memo.lookup(state, data)
         if found is not None:
             self._memo.remember(state, data, (found[0], True))
+
+    # hpack spends several microseconds on each representation, and h2 and
+    # Tornado as much again on each field: 1,500 short fields (within a 64
+    # KiB list) cost 10 ms in one piece. Each is counted before it is decoded.
+
+    def _decode_indexed(self, data: Any) -> Any:
+        self._count_field()
+        return super()._decode_indexed(data)
+
+    def _decode_literal(self, data: Any, should_index: bool) -> Any:
+        self._count_field()
+        return super()._decode_literal(data, should_index)
+
+    def _update_encoding_context(self, data: Any) -> Any:
+        self._count_field()
+        return super()._update_encoding_context(data)
+
+    def _count_field(self) -> None:
+        self._fields_left -= 1
+        if self._fields_left < 0:
+            raise OversizedHeaderListError(
+                f"more than {self.max_header_fields} fields in a header block"
+            )
 
     def _state(self) -> tuple[int, int, int]:
         # What a block's meaning depends on besides its bytes: the table, and

@@ -117,7 +117,8 @@ class SessionParameters:
     :arg session_window_size: our receive window for the whole connection (h2
         and SPDY/3.1).
     :arg max_header_size: bytes of one received header list (after inflate).
-    :arg max_header_fields: fields of one received header list (SPDY).
+    :arg max_header_fields: fields of one received header list (h2: and
+        HPACK table size updates; more is a connection error there).
     :arg chunk_size: bytes read from the socket at a time.
     :arg max_frame_size: the largest DATA frame payload we send (SPDY; an h2
         peer sets its own), and the round robin's quantum.
@@ -241,6 +242,7 @@ def new_core(framing: str, client_side: bool, params: SessionParameters) -> Core
             session_window_size=params.session_window_size,
             max_header_list_size=params.max_header_size,
             enable_push=params.enable_push,
+            max_header_fields=params.max_header_fields,
         )
     config = spdy.SPDYConfiguration(
         client_side=client_side,
