@@ -789,8 +789,9 @@ if h2_reject_illegal_characters is not None:  # h2 >= 4.2; validate_headers call
 
 
 def _raw_data_repr(data: bytes | None) -> str:
-    """hyperframe's repr of a frame's data (its first 10 bytes in hex), from
-    those 10 bytes: h2 formats every frame it receives for a trace log line,
+    """hyperframe's repr of a frame's data (its first 10 bytes in hex, and
+    "..." if there are more), from its first 11: h2 formats every frame it
+    receives for a trace log line,
     logged or not, and hyperframe turned all of the data into hex first
     (16 us for each 16 KB DATA frame, 52 us for a 60 KB header block)."""
     return h2_raw_data_repr(data[:11] if data else data)
