@@ -97,7 +97,7 @@ import hpack.huffman_table
 
 from tests import fuzz_common, fuzz_core, fuzz_session
 from tests.fuzz_common import Failure, Hang, failure_from
-from tornado_spdy.http2 import H2Core
+from tornado_spdy.http2 import H2Core, _FieldLimit
 from tornado_spdy.session import SessionParameters, new_core
 
 ALL_SIDES = ("server", "client")
@@ -201,44 +201,19 @@ def repeated_blocks(rng: random.Random, side: str) -> bytes:
 # ------------------------------------------------------------ the twins
 
 
-class _PlainDecoder(hpack.Decoder):
-    """hpack's decoder, answering `H2Core`'s two questions to its memo
-    decoder as if nothing had been seen: every request block is checked.
-    Its Huffman strings are decoded by hpack's own function, not by the
-    faster one `tornado_spdy.prefetch` gives hpack. It refuses a block at its
-    representation past ``max_header_fields``, before decoding it, as the
-    limit is specified."""
-
-    max_header_fields = 100
-    _seen = 0
+class _PlainDecoder(_FieldLimit):
+    """hpack's decoder (with the field limit), answering `H2Core`'s two
+    questions to its memo decoder as if nothing had been seen: every request
+    block is checked. Its Huffman strings are decoded by hpack's own
+    function, not by the faster one `tornado_spdy.prefetch` gives hpack."""
 
     def decode(self, data: bytes, raw: bool = False) -> Any:
-        self._seen = 0
         ours = hpack.hpack.decode_huffman
         hpack.hpack.decode_huffman = hpack.huffman_table.decode_huffman
         try:
             return super().decode(data, raw)
         finally:
             hpack.hpack.decode_huffman = ours
-
-    def _decode_indexed(self, data: Any) -> Any:
-        self._one_more()
-        return super()._decode_indexed(data)
-
-    def _decode_literal(self, data: Any, should_index: bool) -> Any:
-        self._one_more()
-        return super()._decode_literal(data, should_index)
-
-    def _update_encoding_context(self, data: Any) -> Any:
-        self._one_more()
-        return super()._update_encoding_context(data)
-
-    def _one_more(self) -> None:
-        self._seen += 1
-        if self._seen > self.max_header_fields:
-            raise hpack.OversizedHeaderListError(
-                f"more than {self.max_header_fields} fields in a header block"
-            )
 
     def checked(self, data: bytes) -> bool:
         return False

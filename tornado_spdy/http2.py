@@ -524,55 +524,21 @@ class _MemoEncoder(Encoder):
         return block
 
 
-class _MemoDecoder(Decoder):
-    """hpack's decoder, remembering the fields of blocks it decoded without
-    changing its table, and whether h2 checked them as a request; see
-    `_MemoEncoder`."""
-
-    header_table: _CountedTable
+class _FieldLimit(Decoder):
+    """hpack's decoder, refusing a block at its representation past
+    ``max_header_fields`` (table size updates count too), before decoding
+    it, as a header list too large. hpack spends several microseconds on
+    each representation, and h2 and Tornado as much again on each field:
+    1,500 short fields (within a 64 KiB list) cost 10 ms in one piece."""
 
     def __init__(self, max_header_fields: int = 100) -> None:
         super().__init__()
-        self.header_table = _CountedTable()
-        self._memo = _Memo()  # block -> (fields, checked as a request)
         self.max_header_fields = max_header_fields
         self._fields_left = max_header_fields
-        #: Strings of the block being received, decoded as they came.
-        self.prefetched: Strings = []
 
     def decode(self, data: bytes, raw: bool = False) -> Any:
         self._fields_left = self.max_header_fields
-        if not raw:
-            return super().decode(data, raw)
-        if len(data) > MEMO_BLOCK:  # never remembered: spare hashing it
-            with prefetched(self.prefetched):
-                return super().decode(data, raw)
-        found = self._memo.lookup(self._state(), data)
-        if found is not None:
-            return list(found[0])
-        with prefetched(self.prefetched):
-            headers = super().decode(data, raw)
-        if _memorable(data, headers):
-            self._memo.remember(self._state(), bytes(data), (list(headers), False))
-        return headers
-
-    def checked(self, data: bytes) -> bool:
-        """``data`` decodes from the memo to fields h2 checked as a request."""
-        if len(data) > MEMO_BLOCK:
-            return False
-        found = self._memo.lookup(self._state(), data)
-        return found is not None and found[1]
-
-    def mark_checked(self, data: bytes) -> None:
-        """h2 checked ``data``'s fields as a request and found them good."""
-        state = self._state()
-        found = self._memo.lookup(state, data)
-        if found is not None:
-            self._memo.remember(state, data, (found[0], True))
-
-    # hpack spends several microseconds on each representation, and h2 and
-    # Tornado as much again on each field: 1,500 short fields (within a 64
-    # KiB list) cost 10 ms in one piece. Each is counted before it is decoded.
+        return super().decode(data, raw)
 
     def _decode_indexed(self, data: Any) -> Any:
         self._count_field()
@@ -592,6 +558,52 @@ class _MemoDecoder(Decoder):
             raise OversizedHeaderListError(
                 f"more than {self.max_header_fields} fields in a header block"
             )
+
+
+class _MemoDecoder(_FieldLimit):
+    """hpack's decoder (with `_FieldLimit`), remembering the fields of blocks
+    it decoded without changing its table, and whether h2 checked them as a
+    request; see `_MemoEncoder`."""
+
+    header_table: _CountedTable
+
+    def __init__(self, max_header_fields: int = 100) -> None:
+        super().__init__(max_header_fields)
+        self.header_table = _CountedTable()
+        self._memo = _Memo()  # block -> (fields, checked as a request)
+        #: Strings of the block being received, decoded as they came.
+        self.prefetched: Strings = []
+
+    def decode(self, data: bytes, raw: bool = False) -> Any:
+        if not raw:
+            return super().decode(data, raw)
+        found = self._remembered(data)
+        if found is not None:
+            return list(found[0])
+        with prefetched(self.prefetched):
+            headers = super().decode(data, raw)
+        if _memorable(data, headers):
+            self._memo.remember(self._state(), bytes(data), (list(headers), False))
+        return headers
+
+    def checked(self, data: bytes) -> bool:
+        """``data`` decodes from the memo to fields h2 checked as a request."""
+        found = self._remembered(data)
+        return found is not None and found[1]
+
+    def mark_checked(self, data: bytes) -> None:
+        """h2 checked ``data``'s fields as a request and found them good."""
+        found = self._remembered(data)
+        if found is not None:
+            self._memo.remember(self._state(), data, (found[0], True))
+
+    def _remembered(self, data: bytes) -> Any:
+        """The memo's entry for ``data``. A block longer than `MEMO_BLOCK` is
+        never remembered, and not hashed to find that out (a 60 KB block
+        cost 10 us a lookup)."""
+        if len(data) > MEMO_BLOCK:
+            return None
+        return self._memo.lookup(self._state(), data)
 
     def _state(self) -> tuple[int, int, int]:
         # What a block's meaning depends on besides its bytes: the table, and

@@ -9,8 +9,9 @@ therefore followed here as it comes: its HPACK representations are walked
 (no table is needed to find where each string lies) and each Huffman-coded
 string is decoded a slice at a time. When the block is complete, hpack's
 decoder takes the strings from `HuffmanPrefetch.decoded`, in the order it
-meets them, and decodes the rest of the block as before. A block that arrives whole in one read is not
-followed, so an honest client's requests cost nothing more. Every string,
+meets them, and decodes the rest of the block as before. A block that
+arrives whole in one read is not followed, so an honest client's requests
+cost nothing more. Every string,
 followed or not, is decoded by `decode_huffman`: hpack's state machine run
 in C loops, 2.4 times as fast as hpack's own.
 
@@ -138,8 +139,9 @@ def decode_huffman(code: Buffer | None) -> bytes:
 
 class HuffmanPrefetch:
     """Walks the fragments of one header block, fed in order and in pieces of
-    any size, decoding its Huffman-coded strings into `decoded` in order. A step function per place in the HPACK grammar (RFC 7541
-    section 6) takes bytes from a position and returns the next position."""
+    any size, decoding its Huffman-coded strings into `decoded` in order. A
+    step function per place in the HPACK grammar (RFC 7541 section 6) takes
+    bytes from a position and returns the next position."""
 
     def __init__(self) -> None:
         self.decoded: Strings = []
