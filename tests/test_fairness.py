@@ -114,10 +114,10 @@ def test_a_costly_slice_is_paid_for_in_the_passes_after_it():
     assert other_at - costly_at == 6
 
 
-def test_a_pass_busy_with_other_work_raises_the_allowance():
-    """When the rest of each pass takes four shares (a server busy with
-    light work), the gate comes to let about four times `BUSY_SHARE` slices
-    through a pass: costly input keeps about a third of the server."""
+def settled_per_pass(slices: list[float]) -> list[int]:
+    """Six connections each with ``slices`` (their costs) on a server whose
+    light work takes four shares a pass: the slices let through in each pass
+    once the gate's averages have settled."""
     log: list[tuple[int, str]] = []
 
     async def main() -> None:
@@ -129,15 +129,32 @@ def test_a_pass_busy_with_other_work_raises_the_allowance():
 
         passes = Passes(light_work)
         await asyncio.gather(
-            *(sender(gate, clock, passes, n, [SHARE] * 40, log) for n in "abcdef")
+            *(sender(gate, clock, passes, n, slices, log) for n in "abcdef")
         )
         passes.stop()
 
     run(main)
     counts = per_pass(log)
-    settled = [counts.get(p, 0) for p in range(3 * BUSY_PASSES, max(counts))]
+    return [counts.get(p, 0) for p in range(3 * BUSY_PASSES, max(counts))]
+
+
+def test_a_pass_busy_with_other_work_raises_the_allowance():
+    """When the rest of each pass takes four shares (a server busy with
+    light work), the gate comes to let about four times `BUSY_SHARE` slices
+    through a pass: costly input keeps about a third of the server."""
+    settled = settled_per_pass([SHARE] * 40)
     expected = 4 * BUSY_SHARE
     assert 0.75 * expected <= sum(settled) / len(settled) <= 1.1 * expected, settled
+
+
+def test_slices_that_cost_more_than_a_share_go_one_at_a_time():
+    """Turns that each cost four shares (work that cannot be cut smaller: a
+    new session built, a request started) on the same busy server, whose
+    allowance is then two shares: once the gate has learnt what such a turn
+    costs, it lets one through a pass, not as many as the allowance holds
+    shares, and so never puts two in one pass."""
+    settled = settled_per_pass([4 * SHARE] * 20)
+    assert max(settled) == 1, settled
 
 
 def test_one_honest_request_does_not_open_the_gate():

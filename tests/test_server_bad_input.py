@@ -37,7 +37,7 @@ import logging
 import socket
 import ssl
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import hpack
@@ -683,6 +683,13 @@ class Harness:
         await client.handshake()
         return client, self.session_of(client)
 
+    async def established(self) -> tuple[RawClient, Session]:
+        """`client_and_session`, once served a GET: a session whose reads
+        are no longer all costly input (see ``Session._unproven``)."""
+        client, session = await self.client_and_session()
+        assert (await client.get("/hello")).status == 200
+        return client, session
+
     def session_of(self, client: RawClient) -> Session:
         """The server's session for ``client`` (after its handshake)."""
         for conn in self.server._connections:
@@ -1274,7 +1281,7 @@ def test_a_costly_frame_gives_other_connections_turns(protocol, company, logs):
     async def scenario() -> None:
         async with serving(protocol, params=params) as h:
             bystander = await h.bystander() if company == "bystander" else None
-            client, session = await h.client_and_session()
+            client, session = await h.established()
             assert isinstance(client, SPDYRawClient)
             session._slice_size = lambda suspect=False: 1 << 20  # type: ignore[method-assign]
             passes = PassCounter()
@@ -1318,21 +1325,21 @@ def test_a_costly_frame_gives_other_connections_turns(protocol, company, logs):
 def test_a_light_read_is_not_queued_behind_costly_input(protocol, logs):
     """While the process's `InputGate` holds costly input back (a slice
     waiting behind a debt of ten seconds), a read of more than one slice but
-    at most ``LIGHT_READ_SLICES`` (a GET and a PING) is handed to the core
+    at most ``LIGHT_READ_SLICES`` (a GET and two PINGs) is handed to the core
     at once, and the GET answered: an honest request does not wait its turn
     behind the others' work."""
 
     async def scenario() -> None:
         async with serving(protocol) as h:
             bystander = await h.bystander()  # the session is not alone
-            client, session = await h.client_and_session()
+            client, session = await h.established()
             gate = InputGate.current()
             held_back = asyncio.ensure_future(gate.turn(session.params.fair_share))
             await asyncio.sleep(0)
             gate.charge(10.0)
             stream_id = client.new_stream()
             data = client.headers_frame(stream_id, request_fields(), True)
-            data += client.ping_frames(1)
+            data += client.ping_frames(2)
             slice_size = max(MIN_SLICE, -(-len(data) // LIGHT_READ_SLICES))
             assert slice_size < len(data) <= LIGHT_READ_SLICES * slice_size
             session._byte_cost = session.params.fair_share / slice_size
@@ -1346,6 +1353,86 @@ def test_a_light_read_is_not_queued_behind_costly_input(protocol, logs):
 
     run(scenario())
     assert not above_info(logs), logs.text
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_new_connection_takes_turns_until_it_is_served(protocol, logs):
+    """A session's reads are costly input, fed in turns at the `InputGate`,
+    until a response of its own is complete; an established session's light
+    read is handed to the core at once. (Many new connections that each send
+    one request, all at once, then take turns with those already served
+    rather than filling an IOLoop pass.)"""
+
+    async def scenario() -> None:
+        async with serving(protocol) as h:
+            bystander = await h.bystander()
+            old_client, old_session = await h.established()
+            new_client, new_session = await h.client_and_session()
+            in_turns = {old_session: 0, new_session: 0}
+            for session in in_turns:
+                session._byte_cost = 1e-9  # any GET is one light read
+                session._receive_fairly = counted(  # type: ignore[method-assign]
+                    session._receive_fairly, in_turns, session
+                )
+            assert (await new_client.get("/hello")).status == 200
+            assert in_turns[new_session] >= 1
+            in_turns[new_session] = 0
+            assert (await old_client.get("/hello")).status == 200
+            new_session._byte_cost = 1e-9
+            assert (await new_client.get("/hello")).status == 200
+            assert in_turns == {old_session: 0, new_session: 0}
+            await h.bystander_served(*bystander)
+
+    run(scenario())
+    assert not above_info(logs), logs.text
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_new_connection_is_set_up_in_its_turn(protocol, logs):
+    """A new connection's session is built in a turn at the `InputGate`,
+    like costly input: until the turn comes, the connection has no session
+    (and no SETTINGS), while an established connection is served."""
+
+    async def scenario() -> None:
+        async with serving(protocol) as h:
+            old_client, _ = await h.established()
+            gate = InputGate.current()
+            turn = gate.turn
+            asked, given = asyncio.Event(), asyncio.Event()
+
+            async def held_turn(share: float) -> None:
+                asked.set()
+                await given.wait()
+                await turn(share)
+
+            gate.turn = held_turn  # type: ignore[method-assign]
+            new_client = await h.connect()
+            new_client.send(new_client.preface({}, 0))
+            await asyncio.wait_for(asked.wait(), TIMEOUT)
+            assert (await old_client.get("/hello")).status == 200
+            with pytest.raises(AssertionError, match="no server session"):
+                h.session_of(new_client)
+            gate.turn = turn  # type: ignore[method-assign]
+            given.set()
+            await new_client.read_until(lambda: new_client.settings_received)
+            assert (await new_client.get("/hello")).status == 200
+
+    run(scenario())
+    assert not above_info(logs), logs.text
+
+
+def counted(
+    receive_fairly: Callable[[bytes], Awaitable[None]],
+    counts: dict[Session, int],
+    session: Session,
+) -> Callable[[bytes], Awaitable[None]]:
+    """``session._receive_fairly``, counting its calls in ``counts``."""
+
+    async def receive(data: bytes) -> None:
+        counts[session] += 1
+        await receive_fairly(data)
+
+    return receive
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)

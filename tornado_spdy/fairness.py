@@ -13,8 +13,15 @@ sliced input still gets about a third of a server busy with light work.
 
 A slice that took longer than its estimate (work that cannot be cut smaller,
 such as a header block decoded in one call) is paid for in the passes that
-follow: the gate lets nobody through until its debt is paid. Waiters go
-through in the order they came.
+follow: the gate lets nobody through until its debt is paid; and the gate
+estimates a slice at what the slices it let through have lately cost, when
+that is more than ``fair_share``. Waiters go through in the order they came.
+
+New connections take turns here too: `SPDYServer` builds a connection's
+session in a turn, and a session's reads are all sliced input until one of
+its responses is complete (see `tornado_spdy.session.Session`). Connections
+opened many at once, each with a request, then wait their turn behind those
+already served, not in front of them.
 """
 
 from __future__ import annotations
@@ -38,6 +45,13 @@ BUSY_PASSES = 16
 #: 3 times as long as without them (the peers' reads add to it); at a half,
 #: 1.98 and 1.99 times, and costly input keeps a third of a busy server.
 BUSY_SHARE = 0.5
+#: Slices over which the gate averages what one slice let through has cost.
+#: A slice is expected to cost ``fair_share``, and input is cut to that
+#: size; but some turns carry work that cannot be cut (a new connection's
+#: session built, a request's handler started), and letting through as
+#: many of those as the allowance holds shares would put several in one
+#: pass.
+UNIT_SLICES = 8
 
 
 class InputGate:
@@ -62,6 +76,8 @@ class InputGate:
         self._spent = 0.0  # seconds of sliced work charged since the last release
         self._last = clock()  # when the gate last released
         self._busy = 0.0  # the rest of a pass, averaged over BUSY_PASSES
+        self._unit = 0.0  # what a slice let through costs, over UNIT_SLICES
+        self._released = 0  # slices let through since ``_spent`` was reset
 
     @classmethod
     def current(cls) -> InputGate:
@@ -111,6 +127,7 @@ class InputGate:
             now = self._clock()
             rest = max(now - self._last - self._spent, 0.0)
             self._credit = min(self._credit - self._spent + rest, 0.0)
+            self._learn_unit()
             self._spent = 0.0
             self._last = now
         self._scheduled = True
@@ -128,17 +145,27 @@ class InputGate:
         self._busy += (rest_of_pass - self._busy) / BUSY_PASSES
         allowance = max(share, self._busy * BUSY_SHARE)
         self._credit = min(self._credit + allowance - self._spent, allowance)
+        self._learn_unit()
         self._spent = 0.0
         self._last = now
         if share <= 0:
             self._let_through(1)
         elif self._credit > 0:
-            self._let_through(-int(-self._credit // share))  # rounded up
+            unit = max(share, self._unit)
+            self._let_through(-int(-self._credit // unit))  # rounded up
         waiting = self._waiting
         while waiting and waiting[0].done():  # its task was cancelled
             waiting.popleft()
         if waiting:
             self._schedule()
+
+    def _learn_unit(self) -> None:
+        """Average in what the slices let through since ``_spent`` was reset
+        cost each (their own work comes before the release that follows)."""
+        if self._released:
+            cost = self._spent / self._released
+            self._unit += (cost - self._unit) / UNIT_SLICES
+            self._released = 0
 
     def _let_through(self, count: int) -> None:
         waiting = self._waiting
@@ -147,6 +174,7 @@ class InputGate:
             if not future.done():
                 future.set_result(None)
                 count -= 1
+                self._released += 1
 
 
 class _Stopwatch:

@@ -28,6 +28,7 @@ from tornado.ioloop import IOLoop
 from tornado.log import access_log, gen_log
 
 from tornado_spdy import tls
+from tornado_spdy.fairness import InputGate
 from tornado_spdy.session import Session, SessionParameters, new_core
 from tornado_spdy.stream import HOP_BY_HOP, Headers, _find_request
 
@@ -221,7 +222,14 @@ class SPDYServer(HTTPServer):
             stream, address, self.protocol, self.trusted_downstream
         )
         handler = self.protocol_handlers.get(name, serve_http1)
-        result = handler(self, stream, context, initial)
+        # Building a session costs as much as a request: connections opened
+        # many at once are set up in turns, between the others' reads.
+        gate = InputGate.current()
+        await gate.turn(self.session_params.fair_share)
+        if stream.closed():
+            return
+        with gate.charging():
+            result = handler(self, stream, context, initial)
         if result is not None:
             await result
 

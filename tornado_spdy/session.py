@@ -333,6 +333,11 @@ class Session:
         self._highest_request = 0  # the highest stream id of a request received
         self._last_served = 0  # after our GOAWAY: the last stream we serve
         self._holding = False  # a read is being fed in slices: hold requests
+        #: Server side, until a response of ours is complete: every read is
+        #: fed in turns at the `InputGate`, however light. An honest request
+        #: of an established connection is then never queued behind a burst
+        #: of new connections' first requests, which look just as light.
+        self._unproven = not self.client_side
         self._peer_went_away = False  # the peer sent GOAWAY
         self._events = event_table(
             {
@@ -403,7 +408,8 @@ class Session:
                         if self._receive_timed(data) > self.params.fair_share:
                             await asyncio.sleep(0)
                     elif (
-                        len(data) > LIGHT_READ_SLICES * self._slice_size()
+                        self._unproven
+                        or len(data) > LIGHT_READ_SLICES * self._slice_size()
                         or self._suspect()
                     ):
                         await self._receive_fairly(data)
@@ -482,8 +488,9 @@ class Session:
         finally:
             self._holding = False
         if self._held and not (self._closed or self._cut_off):
-            self._start_held()
-            self.schedule_flush()
+            with gate.charging():
+                self._start_held()
+                self.schedule_flush()
 
     def _suspect(self) -> bool:
         """The peer has lately spent more of its reset or control budget than
@@ -879,6 +886,7 @@ class Session:
         next IOLoop pass: the first responses of a burst go out while the
         rest are made, and the peer works on them meanwhile."""
         self.schedule(stream)
+        self._unproven = False
         self._finished_waiting += 1
         if self._finished_waiting >= FLUSH_BATCH and not self._pumping:
             self._flush()
