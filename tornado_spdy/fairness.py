@@ -45,12 +45,11 @@ BUSY_PASSES = 16
 #: 3 times as long as without them (the peers' reads add to it); at a half,
 #: 1.98 and 1.99 times, and costly input keeps a third of a busy server.
 BUSY_SHARE = 0.5
-#: Slices over which the gate averages what one slice let through has cost.
-#: A slice is expected to cost ``fair_share``, and input is cut to that
+#: Releases over which the gate averages what one slice it let through has
+#: cost. A slice is expected to cost ``fair_share``, and input is cut to that
 #: size; but some turns carry work that cannot be cut (a new connection's
-#: session built, a request's handler started), and letting through as
-#: many of those as the allowance holds shares would put several in one
-#: pass.
+#: session built, a request's handler started), and letting through as many
+#: of those as the allowance holds shares would put several in one pass.
 UNIT_SLICES = 8
 
 
@@ -76,7 +75,7 @@ class InputGate:
         self._spent = 0.0  # seconds of sliced work charged since the last release
         self._last = clock()  # when the gate last released
         self._busy = 0.0  # the rest of a pass, averaged over BUSY_PASSES
-        self._unit = 0.0  # what a slice let through costs, over UNIT_SLICES
+        self._unit = 0.0  # what a slice let through costs, averaged (UNIT_SLICES)
         self._released = 0  # slices let through since ``_spent`` was reset
 
     @classmethod
