@@ -68,6 +68,8 @@ SPDY = ("spdy/2", "spdy/3", "spdy/3.1")
 TIMEOUT = 5.0  # one wait for one event (they take milliseconds)
 SCENARIO_TIMEOUT = 45.0  # one whole test
 CLEANUP_TIMEOUT = 2.0
+#: IOLoop passes a test lets go by for something that takes a few.
+MAX_PASSES = 1000
 
 BIG = 10 * 1024 * 1024
 MAX_WINDOW = 2**31 - 1
@@ -689,6 +691,14 @@ class Harness:
         client, session = await self.client_and_session()
         assert (await client.get("/hello")).status == 200
         return client, session
+
+    def session_ports(self) -> set[int]:
+        """The client ports of the server's sessions."""
+        return {
+            conn.context.address[1]
+            for conn in self.server._connections
+            if isinstance(conn, Session)
+        }
 
     def session_of(self, client: RawClient) -> Session:
         """The server's session for ``client`` (after its handshake)."""
@@ -1356,9 +1366,9 @@ def test_a_light_read_is_not_queued_behind_costly_input(protocol, logs):
 
 
 @pytest.mark.parametrize("protocol", PROTOCOLS)
-def test_a_new_connection_takes_turns_until_it_is_served(protocol, logs):
+def test_a_new_connection_takes_turns_until_its_first_request_starts(protocol, logs):
     """A session's reads are costly input, fed in turns at the `InputGate`,
-    until a response of its own is complete; an established session's light
+    until its first request has started; an established session's light
     read is handed to the core at once. (Many new connections that each send
     one request, all at once, then take turns with those already served
     rather than filling an IOLoop pass.)"""
@@ -1396,26 +1406,109 @@ def test_a_new_connection_is_set_up_in_its_turn(protocol, logs):
     async def scenario() -> None:
         async with serving(protocol) as h:
             old_client, _ = await h.established()
-            gate = InputGate.current()
-            turn = gate.turn
-            asked, given = asyncio.Event(), asyncio.Event()
-
-            async def held_turn(share: float) -> None:
-                asked.set()
-                await given.wait()
-                await turn(share)
-
-            gate.turn = held_turn  # type: ignore[method-assign]
+            held = HeldGate()
             new_client = await h.connect()
             new_client.send(new_client.preface({}, 0))
-            await asyncio.wait_for(asked.wait(), TIMEOUT)
+            await held.waiting()
+            held.held = False  # the established connection's turns pass
             assert (await old_client.get("/hello")).status == 200
-            with pytest.raises(AssertionError, match="no server session"):
-                h.session_of(new_client)
-            gate.turn = turn  # type: ignore[method-assign]
-            given.set()
+            assert new_client.local_port not in h.session_ports()
+            held.release()
             await new_client.read_until(lambda: new_client.settings_received)
             assert (await new_client.get("/hello")).status == 200
+
+    run(scenario())
+    assert not above_info(logs), logs.text
+
+
+class HeldGate:
+    """Holds every turn at the process's `InputGate` while ``held`` (a
+    connection being set up, a new session's reads) until `release`;
+    ``asked`` is set when a turn waits."""
+
+    def __init__(self) -> None:
+        self.gate = InputGate.current()
+        self.turn = self.gate.turn
+        self.held = True
+        self.asked, self.given = asyncio.Event(), asyncio.Event()
+        self.gate.turn = self.held_turn  # type: ignore[method-assign]
+
+    async def held_turn(self, share: float) -> None:
+        if self.held:
+            self.asked.set()
+            await self.given.wait()
+        await self.turn(share)
+
+    async def waiting(self) -> None:
+        await asyncio.wait_for(self.asked.wait(), TIMEOUT)
+
+    def release(self) -> None:
+        self.gate.turn = self.turn  # type: ignore[method-assign]
+        self.given.set()
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_close_all_connections_closes_one_waiting_to_be_set_up(protocol, logs):
+    """`SPDYServer.close_all_connections` while a new connection waits for
+    its turn to be set up: it is closed (it has no request to finish), and
+    when the turn comes no session is built for it."""
+
+    async def scenario() -> None:
+        async with serving(protocol) as h:
+            held = HeldGate()
+            client = await h.connect()
+            client.send(client.preface({}, 0))
+            await held.waiting()
+            assert h.server.connections_in_process() == 1
+            await asyncio.wait_for(h.server.close_all_connections(), TIMEOUT)
+            await client.read_to_eof()
+            held.release()
+            for _ in range(MAX_PASSES):  # its turn, then the handler's end
+                await asyncio.sleep(0)
+                if not h.server.connections_in_process():
+                    break
+            assert not client.settings_received
+            assert h.server.connections_in_process() == 0
+
+    run(scenario())
+    assert not above_info(logs), logs.text
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_preface_waiting_its_turn_is_not_missing(protocol, logs):
+    """``handshake_timeout`` ends while the peer's preface, which came in
+    time, still waits its turn at the `InputGate`: the session does not
+    close for want of a preface; it waits the timeout again, and serves
+    the peer once its turn comes."""
+
+    async def scenario() -> None:
+        params = SessionParameters(handshake_timeout=0.2)
+        async with serving(protocol, params=params) as h:
+            bystander = await h.bystander()  # the session is not alone
+            client = await h.connect()
+            # Not reading the server's SETTINGS yet: the raw h2 client would
+            # acknowledge them before its preface.
+            for _ in range(MAX_PASSES):
+                if client.local_port in h.session_ports():
+                    break
+                await asyncio.sleep(0)
+            session = h.session_of(client)
+            timed_out = asyncio.Event()
+            no_preface = session._no_preface
+
+            def noted() -> None:
+                timed_out.set()
+                no_preface()
+
+            session._no_preface = noted  # type: ignore[method-assign]
+            held = HeldGate()
+            client.send(client.preface({}, 0) + client.ping_frames(1))
+            await held.waiting()
+            await asyncio.wait_for(timed_out.wait(), TIMEOUT)
+            assert not session.stream.closed()
+            held.release()
+            assert (await client.get("/hello")).status == 200
+            await h.bystander_served(*bystander)
 
     run(scenario())
     assert not above_info(logs), logs.text

@@ -14,12 +14,12 @@ sliced input still gets about a third of a server busy with light work.
 A slice that took longer than its estimate (work that cannot be cut smaller,
 such as a header block decoded in one call) is paid for in the passes that
 follow: the gate lets nobody through until its debt is paid; and the gate
-estimates a slice at what the slices it let through have lately cost, when
-that is more than ``fair_share``. Waiters go through in the order they came.
+estimates a turn at what the turns it charged have lately cost, when that is
+more than ``fair_share``. Waiters go through in the order they came.
 
 New connections take turns here too: `SPDYServer` builds a connection's
-session in a turn, and a session's reads are all sliced input until one of
-its responses is complete (see `tornado_spdy.session.Session`). Connections
+session in a turn, and a session's reads are all sliced input until its
+first request has started (see `tornado_spdy.session.Session`). Connections
 opened many at once, each with a request, then wait their turn behind those
 already served, not in front of them.
 """
@@ -45,12 +45,13 @@ BUSY_PASSES = 16
 #: 3 times as long as without them (the peers' reads add to it); at a half,
 #: 1.98 and 1.99 times, and costly input keeps a third of a busy server.
 BUSY_SHARE = 0.5
-#: Releases over which the gate averages what one slice it let through has
-#: cost. A slice is expected to cost ``fair_share``, and input is cut to that
-#: size; but some turns carry work that cannot be cut (a new connection's
-#: session built, a request's handler started), and letting through as many
-#: of those as the allowance holds shares would put several in one pass.
-UNIT_SLICES = 8
+#: Turns over which the gate averages what one turn's work has cost (a
+#: `InputGate.charging` block and what it scheduled). A slice is expected to
+#: cost ``fair_share``, and input is cut to that size; but some turns carry
+#: work that cannot be cut (a new connection's session built, a request's
+#: handler started), and letting through as many of those as the allowance
+#: holds shares would put several in one pass.
+UNIT_TURNS = 8
 
 
 class InputGate:
@@ -75,8 +76,7 @@ class InputGate:
         self._spent = 0.0  # seconds of sliced work charged since the last release
         self._last = clock()  # when the gate last released
         self._busy = 0.0  # the rest of a pass, averaged over BUSY_PASSES
-        self._unit = 0.0  # what a slice let through costs, averaged (UNIT_SLICES)
-        self._released = 0  # slices let through since ``_spent`` was reset
+        self._unit = 0.0  # what a turn costs, averaged over UNIT_TURNS
 
     @classmethod
     def current(cls) -> InputGate:
@@ -103,21 +103,27 @@ class InputGate:
         """A slice let through took ``seconds``."""
         self._spent += seconds
 
+    def learn_turn(self, seconds: float) -> None:
+        """A turn's work, all of it, took ``seconds`` (see `charging`)."""
+        self._unit += (seconds - self._unit) / UNIT_TURNS
+
     @contextlib.contextmanager
     def charging(self) -> Iterator[None]:
         """Charge what the block takes, and what it schedules for the next
         IOLoop pass: a request started here runs its handler's first step
         there (Tornado makes it a task), often the whole of a request's work.
         Nothing else can be scheduled between two marks put in the ready
-        queue around the block, so the time between them is the block's."""
+        queue around the block, so the time between them is the block's.
+        Once both parts are known, the gate learns what the turn cost."""
         began = self._clock()
-        stopwatch = _Stopwatch(self.charge, self._clock)
+        stopwatch = _Stopwatch(self, self._clock)
         self._loop.call_soon(stopwatch.start)
         try:
             yield
         finally:
             self._loop.call_soon(stopwatch.stop)
-            self.charge(self._clock() - began)
+            stopwatch.block = self._clock() - began
+            self.charge(stopwatch.block)
 
     def _schedule(self, fresh: bool = False) -> None:
         if fresh:
@@ -126,7 +132,6 @@ class InputGate:
             now = self._clock()
             rest = max(now - self._last - self._spent, 0.0)
             self._credit = min(self._credit - self._spent + rest, 0.0)
-            self._learn_unit()
             self._spent = 0.0
             self._last = now
         self._scheduled = True
@@ -144,7 +149,6 @@ class InputGate:
         self._busy += (rest_of_pass - self._busy) / BUSY_PASSES
         allowance = max(share, self._busy * BUSY_SHARE)
         self._credit = min(self._credit + allowance - self._spent, allowance)
-        self._learn_unit()
         self._spent = 0.0
         self._last = now
         if share <= 0:
@@ -158,14 +162,6 @@ class InputGate:
         if waiting:
             self._schedule()
 
-    def _learn_unit(self) -> None:
-        """Average in what the slices let through since ``_spent`` was reset
-        cost each (their own work comes before the release that follows)."""
-        if self._released:
-            cost = self._spent / self._released
-            self._unit += (cost - self._unit) / UNIT_SLICES
-            self._released = 0
-
     def _let_through(self, count: int) -> None:
         waiting = self._waiting
         while count > 0 and waiting:
@@ -173,23 +169,24 @@ class InputGate:
             if not future.done():
                 future.set_result(None)
                 count -= 1
-                self._released += 1
 
 
 class _Stopwatch:
-    """Charges the time between its two marks."""
+    """Charges the time between its two marks; then tells the gate what the
+    whole turn cost, ``block`` (the charging block's own time) included."""
 
-    __slots__ = ("_charge", "_clock", "_began")
+    __slots__ = ("_gate", "_clock", "_began", "block")
 
-    def __init__(
-        self, charge: Callable[[float], None], clock: Callable[[], float]
-    ) -> None:
-        self._charge = charge
+    def __init__(self, gate: InputGate, clock: Callable[[], float]) -> None:
+        self._gate = gate
         self._clock = clock
         self._began = 0.0
+        self.block = 0.0
 
     def start(self) -> None:
         self._began = self._clock()
 
     def stop(self) -> None:
-        self._charge(self._clock() - self._began)
+        scheduled = self._clock() - self._began
+        self._gate.charge(scheduled)
+        self._gate.learn_turn(self.block + scheduled)

@@ -185,6 +185,9 @@ class SPDYServer(HTTPServer):
             raise ValueError(f"unknown plain_protocol {plain_protocol!r}")
         self.plain_protocol = plain_protocol
         self.h2c_upgrade = h2c_upgrade
+        #: Connections accepted and not yet handed to their protocol (TLS
+        #: handshake, sniffing, their turn at the InputGate).
+        self._arriving: set[iostream.IOStream] = set()
         _SERVERS.add(self)
         self.session_params = _session_params(
             session_params,
@@ -206,8 +209,38 @@ class SPDYServer(HTTPServer):
         self, stream: iostream.IOStream, address: tuple[Any, ...]
     ) -> None:
         """Pick the protocol of a new connection and hand it to its handler."""
+        self._arriving.add(stream)
         try:
-            name, initial = await asyncio.wait_for(
+            chosen = await self._choose_in_time(stream, address)
+            if chosen is None:
+                return
+            # Building a session costs as much as a request: connections
+            # opened many at once are set up in turns, between the others'
+            # reads.
+            gate = InputGate.current()
+            await gate.turn(self.session_params.fair_share)
+        finally:
+            self._arriving.discard(stream)
+        if stream.closed():
+            return  # by the peer, or by close_all_connections meanwhile
+        name, initial = chosen
+        context = _HTTPRequestContext(
+            stream, address, self.protocol, self.trusted_downstream
+        )
+        handler = self.protocol_handlers.get(name, serve_http1)
+        with gate.charging():
+            result = handler(self, stream, context, initial)
+        if result is not None:
+            await result
+
+    async def _choose_in_time(
+        self, stream: iostream.IOStream, address: tuple[Any, ...]
+    ) -> tuple[str, bytes] | None:
+        """The protocol and first bytes of a new connection, or None (and
+        the connection closed) if they do not come within
+        ``handshake_timeout``."""
+        try:
+            return await asyncio.wait_for(
                 self._choose_protocol(stream), self.session_params.handshake_timeout
             )
         except (TimeoutError, iostream.StreamClosedError, ssl.SSLError, OSError) as exc:
@@ -215,23 +248,7 @@ class SPDYServer(HTTPServer):
                 "connection from %s: no protocol chosen: %s", address, repr(exc)
             )
             stream.close()
-            return
-        if stream.closed():
-            return
-        context = _HTTPRequestContext(
-            stream, address, self.protocol, self.trusted_downstream
-        )
-        handler = self.protocol_handlers.get(name, serve_http1)
-        # Building a session costs as much as a request: connections opened
-        # many at once are set up in turns, between the others' reads.
-        gate = InputGate.current()
-        await gate.turn(self.session_params.fair_share)
-        if stream.closed():
-            return
-        with gate.charging():
-            result = handler(self, stream, context, initial)
-        if result is not None:
-            await result
+            return None
 
     async def _choose_protocol(self, stream: iostream.IOStream) -> tuple[str, bytes]:
         if isinstance(stream, iostream.SSLIOStream):
@@ -255,7 +272,11 @@ class SPDYServer(HTTPServer):
     async def close_all_connections(self) -> None:
         """Close every connection gracefully, all at once: sessions send
         GOAWAY and finish the streams they accepted; HTTP/1.1 connections
-        finish their request."""
+        finish their request; connections not yet set up (TLS handshake,
+        sniffing, waiting for their turn) are closed at once."""
+        # Connections not yet set up have no request to finish.
+        for stream in list(self._arriving):
+            stream.close()
         # Connections that arrive meanwhile (before stop()) are closed too.
         while self._connections:
             connections = list(self._connections)
@@ -269,7 +290,9 @@ class SPDYServer(HTTPServer):
         """Open connections (sessions and HTTP/1.1 ones) of every SPDYServer
         in this process: a session that is the only one has nobody to share
         the IOLoop with, and need not slice its input."""
-        return sum(len(server._connections) for server in _SERVERS)
+        return sum(
+            len(server._connections) + len(server._arriving) for server in _SERVERS
+        )
 
     def track(self, connection: Session) -> None:
         """Count ``connection`` among those `close_all_connections` closes."""

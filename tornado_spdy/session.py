@@ -75,7 +75,8 @@ FIRST_BYTE_COST = 1e-5
 MIN_SLICE = 32
 #: A read of at most this many slices is handed to the core whole, without
 #: waiting at the `InputGate`: an honest request, with a WINDOW_UPDATE or a
-#: PING beside it, is not queued behind the costly input of others.
+#: PING beside it, is not queued behind the costly input of others. (Not
+#: before the connection's first request has started: see `Session`.)
 LIGHT_READ_SLICES = 2
 #: The share of its reset or control budget (``reset_burst``,
 #: ``control_burst``) a peer spends before its input is slowed down: 20 of
@@ -172,7 +173,8 @@ class SessionParameters:
         piece) makes its peer let one pass go by per share, up to
         `MAX_OVERRUN_TURNS`; a connection alone is not sliced, but lets one
         pass go by after a read that took more than a share, so that others
-        can be accepted at all.
+        can be accepted at all. A new connection is set up in a turn, and
+        its reads are all sliced until its first request has started.
     """
 
     max_concurrent_streams: int = 100
@@ -333,10 +335,12 @@ class Session:
         self._highest_request = 0  # the highest stream id of a request received
         self._last_served = 0  # after our GOAWAY: the last stream we serve
         self._holding = False  # a read is being fed in slices: hold requests
-        #: Server side, until a response of ours is complete: every read is
-        #: fed in turns at the `InputGate`, however light. An honest request
-        #: of an established connection is then never queued behind a burst
-        #: of new connections' first requests, which look just as light.
+        #: Server side, until the peer's first request has started: every
+        #: read is fed in turns at the `InputGate`, however light. An honest
+        #: request of an established connection is then never queued behind
+        #: a burst of new connections' first requests, which look just as
+        #: light. (Not until the response ends: a first response that streams
+        #: for minutes would keep its WINDOW_UPDATEs waiting their turn.)
         self._unproven = not self.client_side
         self._peer_went_away = False  # the peer sent GOAWAY
         self._events = event_table(
@@ -481,16 +485,15 @@ class Session:
                     # sent right behind its request has come in this slice.
                     self._start_held(earlier)
                     self._learn_cost(began, end - start)
+                    if end >= len(data) and not (self._closed or self._cut_off):
+                        self._start_held()  # the last slice's, in its turn
+                        self.schedule_flush()
                 if self._closed or self._cut_off:
                     return
                 start = end
                 suspect = self._suspect()
         finally:
             self._holding = False
-        if self._held and not (self._closed or self._cut_off):
-            with gate.charging():
-                self._start_held()
-                self.schedule_flush()
 
     def _suspect(self) -> bool:
         """The peer has lately spent more of its reset or control budget than
@@ -621,12 +624,19 @@ class Session:
 
     def _start_request(self, entry: list[Any]) -> None:
         """Start a held request, then end its body if that came too."""
+        self._unproven = False
         self._on_request(entry[0])
         if len(entry) > 1:
             self._on_stream_ended(entry[1])
 
     def _no_preface(self) -> None:
         self._preface_timer = None
+        if self._holding:
+            # The peer's first bytes came in time and wait their turn at the
+            # InputGate: the wait is ours, not the peer's.
+            timeout = self.params.handshake_timeout
+            self._preface_timer = self.io_loop.call_later(timeout, self._no_preface)
+            return
         gen_log.info(
             "%s from %s: no preface in %ss; closing",
             self.framing,
@@ -886,7 +896,6 @@ class Session:
         next IOLoop pass: the first responses of a burst go out while the
         rest are made, and the peer works on them meanwhile."""
         self.schedule(stream)
-        self._unproven = False
         self._finished_waiting += 1
         if self._finished_waiting >= FLUSH_BATCH and not self._pumping:
             self._flush()
