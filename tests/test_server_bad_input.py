@@ -1459,16 +1459,16 @@ def test_close_all_connections_closes_one_waiting_to_be_set_up(protocol, logs):
             client = await h.connect()
             client.send(client.preface({}, 0))
             await held.waiting()
-            assert h.server.connections_in_process() == 1
+            assert len(h.server._arriving) == 1
             await asyncio.wait_for(h.server.close_all_connections(), TIMEOUT)
             await client.read_to_eof()
             held.release()
             for _ in range(MAX_PASSES):  # its turn, then the handler's end
                 await asyncio.sleep(0)
-                if not h.server.connections_in_process():
+                if not h.server._arriving:
                     break
             assert not client.settings_received
-            assert h.server.connections_in_process() == 0
+            assert not h.server._arriving and not h.server._connections
 
     run(scenario())
     assert not above_info(logs), logs.text
