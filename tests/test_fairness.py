@@ -151,7 +151,7 @@ def settled_per_pass(slices: list[float], deferred: float = 0.0) -> list[int]:
 def test_a_pass_busy_with_other_work_raises_the_allowance():
     """When the rest of each pass takes four shares (a server busy with
     light work), the gate comes to let about four times `BUSY_SHARE` slices
-    through a pass: costly input keeps about a third of the server."""
+    through a pass: costly input keeps about a quarter of the server."""
     settled = settled_per_pass([SHARE] * 40)
     expected = 4 * BUSY_SHARE
     assert 0.75 * expected <= sum(settled) / len(settled) <= 1.1 * expected, settled
