@@ -110,8 +110,15 @@ def test_oracle_reports_a_session_that_does_not_close(
 ) -> None:
     monkeypatch.setattr(fuzz_session, "CLOSE_TIMEOUT", 0.5)
     monkeypatch.setattr(Session, "_connection_lost", lambda self: None)
-    _, failure = harness.run(_a_corpus_input(generators, "spdy/2", "server"))
+    try:
+        _, failure = harness.run(_a_corpus_input(generators, "spdy/2", "server"))
+    finally:
+        # The session never said it closed (the test made it so): untrack it,
+        # or every later test would run beside a connection that is not there
+        # (`SPDYServer.connections_in_process`, which `Session._alone` asks).
+        harness.server.on_close(harness.server.last_session)
     assert failure is not None and failure.kind == "no-close"
+    assert harness.server.connections_in_process() == 0
 
 
 def test_input_round_trips_through_repr(
