@@ -44,10 +44,10 @@ BUSY_PASSES = 16
 #: at 1, a pass of a busy server took twice as long as its light work, and
 #: an honest request meeting four peers' Huffman-coded headers waited 2.5 to
 #: 3 times as long as without them (the peers' reads add to it); at a half,
-#: 1.6 to 2.1 times; at 0.35, 1.4 to 1.8 times, and the other attacks of
-#: tests/test_attacks.py that end in many small turns moved as much (A/B,
-#: alternating; 0.25 measured no better). Costly input keeps about a quarter
-#: of a busy server, and all of an idle one.
+#: 1.6 to 2.1 times; at 0.35, 1.4 to 2.1 times, lower than at a half in each
+#: alternating A/B round, as were the five other slowest cases of
+#: tests/test_attacks.py on the whole (0.25 measured no better). Costly input
+#: keeps about a quarter of a busy server, and all of an idle one.
 BUSY_SHARE = 0.35
 #: Turns over which the gate averages what one turn's work has cost (a
 #: `InputGate.charging` block and what it scheduled). A slice is expected to
