@@ -46,8 +46,12 @@ ATTACK_TIMEOUT = 15.0  # one attack, from connect to its answer
 RSS_INTERVAL = 0.02  # seconds between two samples of the server's memory
 
 #: The honest client's workload: ``ROUNDS`` rounds of ``REQUESTS`` sequential
-#: GETs per phase (alone, then under attack, alternately).
-ROUNDS = 5
+#: GETs per phase (alone, then under attack, alternately). A round's p99 is
+#: its 4th-slowest request, and with five rounds the median of a phase moved
+#: between runs of the same code by more than most attacks move it (baseline
+#: 0.42-0.77 ms for one case); nine make the ratio steadier (the module takes
+#: about 7.5 minutes instead of 4 on the 2-CPU machine).
+ROUNDS = 9
 REQUESTS = 400
 WARM_UP = 50
 
