@@ -50,7 +50,7 @@ An input *fails* when
   fired inside a callback);
 * the input left the framing in step (whole frames) and the session neither
   answers a PING sent after it, nor sends GOAWAY, nor closes, within 5 s
-  (``no-answer``: a hang);
+  and a second per MB of input (``no-answer``: a hang);
 * once the peer closes its end, the session does not close within 5 s
   (``no-close``), keeps streams (``leak``), or stays tracked by its server or
   pool; on the client side a fetch is still pending then (``fetch-hang``) or
@@ -123,7 +123,10 @@ from tornado_spdy.web import PushMixin
 ALL_FRAMINGS = ("h2", "spdy/2", "spdy/3", "spdy/3.1")
 ALL_SIDES = ("server", "client")
 
-PROBE_TIMEOUT = 5.0  # seconds for the PING answer (or GOAWAY, or EOF)
+#: Seconds for the PING answer (or GOAWAY, or EOF), plus the input's share of
+#: ``CPU_BYTES_PER_SECOND``: with the CPU shared, a 20 MB input took over 5 s
+#: to be read (it replayed in 1.7 s alone) and counted as a hang.
+PROBE_TIMEOUT = 5.0
 CLOSE_TIMEOUT = 5.0  # seconds for the session to close after our EOF
 READY_TIMEOUT = 5.0  # seconds for a client session to open its streams
 CPU_BUDGET = 3.0  # CPU seconds one input may take, plus its size's share:
@@ -1023,11 +1026,12 @@ class Harness:
         if peer.stream.closed() or not in_step(inp):
             return ""
         peer.stream.write(peer.probe())
+        timeout = PROBE_TIMEOUT + len(inp.data) / CPU_BYTES_PER_SECOND
         try:
-            await asyncio.wait_for(peer.answered.wait(), PROBE_TIMEOUT)
+            await asyncio.wait_for(peer.answered.wait(), timeout)
         except TimeoutError:
             raise Failure(
-                "no-answer", f"no PING answer, GOAWAY or EOF in {PROBE_TIMEOUT} s"
+                "no-answer", f"no PING answer, GOAWAY or EOF in {timeout:.1f} s"
             ) from None
         return peer.how
 
