@@ -176,6 +176,12 @@ class Input(fuzz_common.Replayable):
     shared: bool = False
 
 
+def size_allowance(inp: Input) -> float:
+    """Seconds an input's size adds to its CPU budget and to the wait for its
+    PING answer: a big input takes long to read without being a hang."""
+    return len(inp.data) / CPU_BYTES_PER_SECOND
+
+
 def h2_frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
     return (
         struct.pack(">I", len(payload) & 0xFFFFFF)[1:]
@@ -920,7 +926,7 @@ class Harness:
         self.recorder.failures.clear()
         self.loop_failures.clear()
         self.count += 1
-        budget = CPU_BUDGET + len(inp.data) / CPU_BYTES_PER_SECOND
+        budget = CPU_BUDGET + size_allowance(inp)
         result: Result | None = None
         failure: Failure | None = None
         try:
@@ -1026,7 +1032,7 @@ class Harness:
         if peer.stream.closed() or not in_step(inp):
             return ""
         peer.stream.write(peer.probe())
-        timeout = PROBE_TIMEOUT + len(inp.data) / CPU_BYTES_PER_SECOND
+        timeout = PROBE_TIMEOUT + size_allowance(inp)
         try:
             await asyncio.wait_for(peer.answered.wait(), timeout)
         except TimeoutError:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -101,6 +102,26 @@ def test_oracle_reports_a_session_that_stops_answering(
     monkeypatch.setattr(Session, "_receive", lambda self, data: None)
     _, failure = harness.run(_a_corpus_input(generators, "h2", "client"))
     assert failure is not None and failure.kind == "no-answer"
+
+
+def test_a_big_input_is_given_longer_for_its_ping_answer(
+    harness: fuzz_session.Harness,
+    generators: dict[str, fuzz_session.Generator],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The wait for the PING answer grows with the input, as its CPU budget
+    does: a session that never answers is reported only once the input's
+    share has passed too (a 20 MB input, slow to read on a shared CPU, was
+    counted as a hang at 5 s)."""
+    inp = _a_corpus_input(generators, "h2", "client")
+    monkeypatch.setattr(fuzz_session, "PROBE_TIMEOUT", 0.2)
+    monkeypatch.setattr(fuzz_session, "CPU_BYTES_PER_SECOND", len(inp.data) / 0.5)
+    monkeypatch.setattr(Session, "_receive", lambda self, data: None)
+    began = time.monotonic()
+    _, failure = harness.run(inp)
+    assert failure is not None and failure.kind == "no-answer"
+    assert "in 0.7 s" in failure.detail
+    assert time.monotonic() - began >= 0.65
 
 
 def test_oracle_reports_a_session_that_does_not_close(
